@@ -1,0 +1,1 @@
+"""FastHook: a serverless webhook gateway. See DESIGN.md for the flow and STYLE.md for the layout."""

@@ -1,0 +1,10 @@
+"""The wall clock, behind the Clock port so tests can use a FixedClock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)

@@ -1,0 +1,15 @@
+"""Builds boto3 clients for FastHook's adapters, lazily: never at import time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.config import Config
+
+
+def make_client(service: str, *, region: str, endpoint: str | None) -> Any:
+    import boto3
+
+    config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=2, read_timeout=10,
+                    tcp_keepalive=True)
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=config)

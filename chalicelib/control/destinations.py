@@ -1,0 +1,83 @@
+"""Destinations: where events are delivered (an HTTP endpoint, or the built-in mock API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.control import resources as res
+from chalicelib.domain.errors import ValidationError
+from chalicelib.domain.ids import Prefix, new_id
+from chalicelib.domain.models import DestinationConfig, DestinationCreate, DestinationUpdate
+from chalicelib.domain.validation import validate
+from chalicelib.ports import Clock, Doc, ResourceStore
+
+KIND = res.DESTINATION
+
+
+def _config(destination_type: str, raw: dict[str, Any]) -> dict[str, Any]:
+    model = validate(DestinationConfig, raw, prefix="config")
+    if destination_type == "HTTP" and not model.url:
+        raise ValidationError("config.url: is required for an HTTP destination", field="config.url")
+    if destination_type == "MOCK_API" and not model.path:
+        raise ValidationError("config.path: is required for a MOCK_API destination", field="config.path")
+    if destination_type == "MOCK_API":
+        model.url = None
+    return model.model_dump(exclude_none=True)
+
+
+def present_destination(doc: Doc, *, include_auth: bool) -> Doc:
+    config = dict(doc["config"])
+    if not include_auth:
+        config.pop("auth", None)
+    return {
+        "id": doc["id"], "team_id": doc["team_id"], "name": doc["name"], "description": doc.get("description"),
+        "type": doc["type"], "config": config, "disabled_at": doc.get("disabled_at"),
+        "created_at": doc["created_at"], "updated_at": doc["updated_at"],
+    }
+
+
+def create_destination(*, team_id: str, body: DestinationCreate, store: ResourceStore, clock: Clock) -> Doc:
+    doc = res.stamp_new({
+        "id": new_id(Prefix.DESTINATION), "team_id": team_id, "name": body.name, "description": body.description,
+        "type": body.type, "config": _config(body.type, body.config), "disabled_at": None,
+    }, clock)
+    return res.create_resource(store, team_id, KIND, doc)
+
+
+def _apply(doc: Doc, body: DestinationUpdate) -> Doc:
+    given = body.model_dump(exclude_unset=True)
+    for field in ("name", "description", "type"):
+        if field in given and given[field] is not None:
+            doc[field] = given[field]
+    if "config" in given or "type" in given:
+        doc["config"] = _config(doc["type"], res.merge_config(doc["config"], given.get("config")))
+    return doc
+
+
+def update_destination(*, team_id: str, destination_id: str, body: DestinationUpdate, store: ResourceStore,
+                       clock: Clock) -> Doc:
+    return res.change_resource(store, team_id, KIND, destination_id, lambda d: _apply(d, body), clock)
+
+
+def upsert_destination(*, team_id: str, body: DestinationCreate, store: ResourceStore,
+                       clock: Clock) -> tuple[Doc, bool]:
+    existing = store.get_by_unique(team_id, KIND.name, body.name)
+    if existing is None:
+        return create_destination(team_id=team_id, body=body, store=store, clock=clock), True
+    update = DestinationUpdate.model_validate(body.model_dump(exclude_unset=True))
+    return update_destination(team_id=team_id, destination_id=existing["id"], body=update, store=store,
+                              clock=clock), False
+
+
+def set_destination_enabled(*, team_id: str, destination_id: str, enabled: bool, store: ResourceStore,
+                            clock: Clock) -> Doc:
+    return res.set_flag(store, team_id, KIND, destination_id, "disabled_at", not enabled, clock)
+
+
+def delete_destination(*, team_id: str, destination_id: str, store: ResourceStore) -> Doc:
+    """Connections to a deleted destination would route nowhere: they are deleted with it."""
+    doc = res.get_resource(store, team_id, KIND, destination_id)
+    for conn in store.list(team_id, res.CONNECTION.name):
+        if conn["destination_id"] == doc["id"]:
+            store.delete(team_id, res.CONNECTION.name, conn["id"], unique=res.CONNECTION.unique(conn))
+    return res.delete_resource(store, team_id, KIND, doc["id"])

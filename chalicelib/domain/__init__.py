@@ -1,0 +1,1 @@
+"""Pure domain code: no IO, no AWS, no HTTP framework."""

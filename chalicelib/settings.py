@@ -1,0 +1,68 @@
+"""One typed Settings object built from environment variables, validated at cold start.
+
+This is the only module that reads os.environ. `.chalice/config.json` sets the same variable names
+for each stage; the local stack sets them before it builds the app.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class Settings(BaseModel, frozen=True):
+    stage: str = Field("local", description="Stage name; resource names are fasthook-<stage>-<logical>.")
+    region: str = Field("us-east-1", description="AWS region of every table, queue and bucket.")
+    aws_endpoint: str | None = Field(
+        None, description="Endpoint for every AWS call (the embedded moto server locally); None in AWS."
+    )
+    control_table: str = Field("fasthook-local-control", description="DynamoDB table of teams and resources.")
+    records_table: str = Field("fasthook-local-records", description="DynamoDB table of requests/events/attempts.")
+    route_queue_url: str = Field("", description="SQS queue URL the ingest sends accepted requests to.")
+    deliver_queue_url: str = Field("", description="SQS queue URL of event deliveries.")
+    payload_bucket: str = Field("fasthook-local-payloads", description="S3 bucket for bodies above 8 KB.")
+    ingest_url: str = Field("http://127.0.0.1:8000", description="Public base URL of ingest; source.url is <this>/e/<id>.")
+    google_client_id: str = Field("", description="OAuth client id Google ID tokens must be issued for; empty disables.")
+    google_jwks_url: str = Field(
+        "https://www.googleapis.com/oauth2/v3/certs", description="Where Google's signing keys are fetched."
+    )
+    session_ttl_s: int = Field(7 * 86400, ge=60, description="Lifetime of a dashboard session token.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest inbound webhook body (413 above).")
+    log_level: str = Field("INFO", description="powertools Logger level.")
+
+
+_ENV = {
+    "stage": "FASTHOOK_STAGE",
+    "region": "AWS_DEFAULT_REGION",
+    "aws_endpoint": "FASTHOOK_AWS_ENDPOINT",
+    "control_table": "FASTHOOK_CONTROL_TABLE",
+    "records_table": "FASTHOOK_RECORDS_TABLE",
+    "route_queue_url": "FASTHOOK_ROUTE_QUEUE_URL",
+    "deliver_queue_url": "FASTHOOK_DELIVER_QUEUE_URL",
+    "payload_bucket": "FASTHOOK_PAYLOAD_BUCKET",
+    "ingest_url": "FASTHOOK_INGEST_URL",
+    "google_client_id": "FASTHOOK_GOOGLE_CLIENT_ID",
+    "google_jwks_url": "FASTHOOK_GOOGLE_JWKS_URL",
+    "session_ttl_s": "FASTHOOK_SESSION_TTL_S",
+    "max_body_bytes": "FASTHOOK_MAX_BODY_BYTES",
+    "log_level": "FASTHOOK_LOG_LEVEL",
+}
+
+ENV_NAMES: dict[str, str] = dict(_ENV)
+
+
+def load_settings() -> Settings:
+    """Build Settings from the environment; a bad value fails the cold start with the variable's name."""
+    raw = {field: os.environ[name] for field, name in _ENV.items() if os.environ.get(name, "") != ""}
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        names = ", ".join(_ENV[str(err["loc"][0])] for err in exc.errors() if err["loc"])
+        raise RuntimeError(f"invalid FastHook settings in {names}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

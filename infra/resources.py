@@ -1,0 +1,102 @@
+"""Every table, index, TTL attribute, queue, dead-letter queue and bucket FastHook uses, as plain data.
+
+The deploy stack, the embedded local stack (`make run`) and the tests all build their resources from
+these definitions, so the three cannot drift apart. Names are logical; `physical_name(stage, name)`
+gives the name a stage uses, and `.chalice/config.json` passes the same names to the Lambdas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partition_key: str
+    sort_key: str | None
+    ttl_attribute: str | None
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    visibility_timeout_s: int
+    retention_s: int
+    dead_letter: str | None = None
+    max_receive_count: int = 5
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    expire_after_days: int
+    description: str = ""
+
+
+CONTROL = Table(
+    name="control",
+    partition_key="pk",
+    sort_key="sk",
+    ttl_attribute="expires_at",
+    description="Teams, users, sessions, API keys, sources, destinations, connections, transformations.",
+)
+
+RECORDS = Table(
+    name="records",
+    partition_key="pk",
+    sort_key="sk",
+    ttl_attribute="expires_at",
+    indexes=(
+        Index("gsi1", "gsi1pk", "gsi1sk"),
+        Index("gsi2", "gsi2pk", "gsi2sk"),
+    ),
+    description="Requests, events, attempts and ignored branches; expire with the team's retention.",
+)
+
+TABLES: tuple[Table, ...] = (CONTROL, RECORDS)
+
+# Visibility timeouts sit above the handlers' Lambda timeouts (route 30 s, deliver 75 s = the longest
+# destination HTTP timeout of 60 s plus margin), so SQS never hands a message to a second worker while
+# the first can still be running.
+ROUTE_DLQ = Queue("route-dlq", visibility_timeout_s=60, retention_s=14 * 86400)
+ROUTE = Queue(
+    "route",
+    visibility_timeout_s=180,
+    retention_s=4 * 86400,
+    dead_letter="route-dlq",
+    description="One message per accepted Request; the route worker turns it into Events.",
+)
+DELIVER_DLQ = Queue("deliver-dlq", visibility_timeout_s=60, retention_s=14 * 86400)
+DELIVER = Queue(
+    "deliver",
+    visibility_timeout_s=450,
+    retention_s=4 * 86400,
+    dead_letter="deliver-dlq",
+    description="One message per Event delivery try; the deliver worker makes the HTTP call.",
+)
+
+QUEUES: tuple[Queue, ...] = (ROUTE_DLQ, ROUTE, DELIVER_DLQ, DELIVER)
+
+PAYLOADS = Bucket(
+    name="payloads",
+    expire_after_days=30,
+    description="Request bodies above the inline limit; lifecycle matches the default retention.",
+)
+
+BUCKETS: tuple[Bucket, ...] = (PAYLOADS,)
+
+
+def physical_name(stage: str, logical: str) -> str:
+    """The name a stage gives a resource: `fasthook-<stage>-<logical>`."""
+    return f"fasthook-{stage}-{logical}"
