@@ -28,8 +28,11 @@ def parse_time(value: str, *, now: datetime, name: str) -> datetime:
         sign, amount, unit = match.groups()
         if not sign:
             return now
-        delta = timedelta(seconds=int(amount) * _UNITS[unit])
-        return now - delta if sign == "-" else now + delta
+        try:
+            delta = timedelta(seconds=int(amount) * _UNITS[unit])
+            return now - delta if sign == "-" else now + delta
+        except OverflowError as exc:
+            raise InvalidParameterError(f"{name} reaches outside the calendar: {value!r:.60}") from exc
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
