@@ -28,5 +28,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format chalicelib app.py local infra tests
 
+# SAM template + zips for a stage (STAGE=prod make package); chalice needs a region even to package.
+STAGE ?= dev
+package: $(STAMP)
+	rm -rf build/package
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --merge-template infra/api_extras.json build/package
+
 clean:
 	rm -rf $(VENV) .pytest_cache

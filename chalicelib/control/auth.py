@@ -48,7 +48,7 @@ def authenticate(*, authorization: str | None, requested_team: str | None, accou
         teams = [m["team_id"] for m in accounts.memberships(user_id)]
         team_id = requested_team or session.get("team_id") or (teams[0] if teams else None)
         if team_id not in teams:
-            raise ForbiddenError(f"You are not a member of team {str(team_id):.64}")
+            raise ForbiddenError(f"You are not a member of team {team_id!s:.64}")
         return Principal("session", team_id, user_id, token_hash, session["expires_at"])
     team_id = accounts.team_for_api_key(token_hash)
     if team_id is None:

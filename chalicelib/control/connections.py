@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.control import resources as res
+from chalicelib.control.destinations import check_config as check_destination_config
 from chalicelib.control.destinations import present_destination, upsert_destination
+from chalicelib.control.sources import check_config as check_source_config
 from chalicelib.control.sources import present_source, upsert_source
 from chalicelib.control.transformations import upsert_transformation
 from chalicelib.domain import rules as rules_domain
-from chalicelib.domain.errors import ValidationError
+from chalicelib.domain.errors import AlreadyExistsError, ValidationError
 from chalicelib.domain.ids import Prefix, is_id, new_id
-from chalicelib.domain.timefmt import iso
 from chalicelib.domain.models import (
     ConnectionCreate,
     ConnectionUpdate,
@@ -20,6 +22,7 @@ from chalicelib.domain.models import (
     SourceCreate,
     TransformationCreate,
 )
+from chalicelib.domain.timefmt import iso
 from chalicelib.domain.validation import validate
 from chalicelib.ports import Clock, Doc, ResourceStore
 
@@ -37,50 +40,95 @@ def present_connection(doc: Doc, *, source: Doc, destination: Doc, ingest_url: s
     }
 
 
-def _reference(store: ResourceStore, team_id: str, kind: res.Kind, field: str, given_id: str | None,
-               inline: dict[str, Any] | None, clock: Clock) -> Doc:
-    """Resolve `source_id` / `source: {id}` / `source: {name, ...}` (upserted by name) to a stored doc."""
+@dataclass
+class _Ref:
+    """A source or destination a connection names: stored already, or to be upserted by name."""
+
+    doc: Doc | None = None
+    pending: Any = None  # a validated SourceCreate/DestinationCreate, written only once all else is valid
+
+
+def _check_reference(store: ResourceStore, team_id: str, kind: res.Kind, field: str, given_id: str | None,
+                     inline: dict[str, Any] | None) -> _Ref:
     ref_id = given_id or (inline or {}).get("id")
     if ref_id is not None:
         doc = store.get(team_id, kind.name, ref_id) if is_id(ref_id, kind.prefix) else None
         if doc is None:
-            raise ValidationError(f"{field}: {kind.name} {str(ref_id):.64} not found", field=field)
-        return doc
+            raise ValidationError(f"{field}: {kind.name} {ref_id!s:.64} not found", field=field)
+        return _Ref(doc=doc)
     if inline is None:
-        raise ValidationError(f"{field}: is required ({field} or {kind.name} object)", field=field)
+        raise ValidationError(f"{field}: is required ({field} or a {kind.name} object)", field=field)
     if kind is res.SOURCE:
-        return upsert_source(team_id=team_id, body=validate(SourceCreate, inline, prefix="source"), store=store,
-                             clock=clock)[0]
-    return upsert_destination(team_id=team_id, body=validate(DestinationCreate, inline, prefix="destination"),
-                              store=store, clock=clock)[0]
+        body = validate(SourceCreate, inline, prefix="source")
+        check_source_config(body.config.model_dump(exclude_none=True) if body.config else None,
+                            prefix="source.config")
+    else:
+        body = validate(DestinationCreate, inline, prefix="destination")
+        check_destination_config(body.type, body.config, prefix="destination.config")
+    existing = store.get_by_unique(team_id, kind.name, body.name)
+    return _Ref(doc=existing, pending=body)
 
 
-def _rules(store: ResourceStore, team_id: str, raw: list[Any] | None, clock: Clock) -> list[Doc]:
-    """Validate and normalise rules; inline transformations are upserted by name and linked by id."""
+def _write_reference(store: ResourceStore, team_id: str, kind: res.Kind, ref: _Ref, clock: Clock) -> Doc:
+    if ref.pending is None:
+        assert ref.doc is not None
+        return ref.doc
+    upsert = upsert_source if kind is res.SOURCE else upsert_destination
+    return upsert(team_id=team_id, body=ref.pending, store=store, clock=clock)[0]
+
+
+@dataclass
+class _Rules:
+    rules: list[Doc]
+    inline: dict[int, TransformationCreate]  # position in `rules` -> transformation to upsert and link
+
+
+def _check_rules(store: ResourceStore, team_id: str, raw: list[Any] | None) -> _Rules:
+    """Validate rules and their transformations; errors name rules[i] as the caller sent them."""
     if not raw:
-        return []
-    dumped = rules_domain.dump_rules(rules_domain.normalize_rules(rules_domain.parse_rules(raw)))
-    for index, rule in enumerate(dumped):
-        if rule.get("type") != "transform":
-            continue
+        return _Rules([], {})
+    dumped = rules_domain.dump_rules(rules_domain.parse_rules(raw))
+    # Normalising keeps transforms in their given order, so the k-th transform is the k-th one sent.
+    sent_at = [i for i, rule in enumerate(raw) if isinstance(rule, dict)
+               and rule.get("type") in ("transform", rules_domain.TRANSFORMATION_ALIAS)]
+    inline: dict[int, TransformationCreate] = {}
+    transforms = [i for i, rule in enumerate(dumped) if rule.get("type") == "transform"]
+    for position, original in zip(transforms, sent_at, strict=True):
+        rule = dumped[position]
         if "transformation" in rule:
-            body = validate(TransformationCreate, rule["transformation"], prefix=f"rules[{index}].transformation")
-            doc, _ = upsert_transformation(team_id=team_id, body=body, store=store, clock=clock)
-            dumped[index] = {"type": "transform", "transformation_id": doc["id"]}
+            inline[position] = validate(TransformationCreate, rule["transformation"],
+                                        prefix=f"rules[{original}].transformation")
         elif store.get(team_id, res.TRANSFORMATION.name, rule["transformation_id"]) is None:
-            field = f"rules[{index}].transformation_id"
+            field = f"rules[{original}].transformation_id"
             raise ValidationError(f"{field}: transformation {rule['transformation_id']} not found", field=field)
-    return dumped
+    return _Rules(dumped, inline)
+
+
+def _write_rules(store: ResourceStore, team_id: str, checked: _Rules, clock: Clock) -> list[Doc]:
+    rules = list(checked.rules)
+    for position, body in checked.inline.items():
+        doc, _ = upsert_transformation(team_id=team_id, body=body, store=store, clock=clock)
+        rules[position] = {"type": "transform", "transformation_id": doc["id"]}
+    return rules
 
 
 def create_connection(*, team_id: str, body: ConnectionCreate, store: ResourceStore, clock: Clock) -> Doc:
-    rules = _rules(store, team_id, body.rules, clock)
-    source = _reference(store, team_id, res.SOURCE, "source_id", body.source_id, body.source, clock)
-    destination = _reference(store, team_id, res.DESTINATION, "destination_id", body.destination_id,
-                             body.destination, clock)
+    """Check everything the body names first, then write: a rejected body leaves nothing behind."""
+    checked_rules = _check_rules(store, team_id, body.rules)
+    source_ref = _check_reference(store, team_id, res.SOURCE, "source_id", body.source_id, body.source)
+    destination_ref = _check_reference(store, team_id, res.DESTINATION, "destination_id", body.destination_id,
+                                       body.destination)
+    if source_ref.doc is not None:
+        existing = store.get_by_unique(team_id, KIND.name, f"{source_ref.doc['id']}/{body.name}")
+        if existing is not None:
+            raise KIND.duplicate({"name": body.name, "source_id": source_ref.doc["id"]},
+                                 AlreadyExistsError("", data=existing))
+    source = _write_reference(store, team_id, res.SOURCE, source_ref, clock)
+    destination = _write_reference(store, team_id, res.DESTINATION, destination_ref, clock)
     doc = res.stamp_new({
         "id": new_id(Prefix.CONNECTION), "team_id": team_id, "name": body.name, "description": body.description,
-        "source_id": source["id"], "destination_id": destination["id"], "rules": rules,
+        "source_id": source["id"], "destination_id": destination["id"],
+        "rules": _write_rules(store, team_id, checked_rules, clock),
         "disabled_at": source.get("disabled_at"), "disabled_by": "source" if source.get("disabled_at") else None,
         "paused_at": None,
     }, clock)
@@ -90,11 +138,15 @@ def create_connection(*, team_id: str, body: ConnectionCreate, store: ResourceSt
 def update_connection(*, team_id: str, connection_id: str, body: ConnectionUpdate, store: ResourceStore,
                       clock: Clock) -> Doc:
     given = body.model_dump(exclude_unset=True)
-    rules = _rules(store, team_id, body.rules, clock) if "rules" in given else None
-    destination = None
+    checked_rules = _check_rules(store, team_id, body.rules) if "rules" in given else None
+    destination_ref = None
     if body.destination_id is not None or body.destination is not None:
-        destination = _reference(store, team_id, res.DESTINATION, "destination_id", body.destination_id,
-                                 body.destination, clock)
+        destination_ref = _check_reference(store, team_id, res.DESTINATION, "destination_id", body.destination_id,
+                                           body.destination)
+    res.get_resource(store, team_id, KIND, connection_id)  # 404 before any write
+    rules = _write_rules(store, team_id, checked_rules, clock) if checked_rules is not None else None
+    destination = (_write_reference(store, team_id, res.DESTINATION, destination_ref, clock)
+                   if destination_ref is not None else None)
 
     def change(doc: Doc) -> Doc:
         if given.get("name") is not None:
@@ -117,11 +169,11 @@ def upsert_connection(*, team_id: str, body: ConnectionUpsert, store: ResourceSt
     update = ConnectionUpdate.model_validate({k: v for k, v in fields.items() if k in ConnectionUpdate.model_fields})
     if body.id is not None:
         return update_connection(team_id=team_id, connection_id=body.id, body=update, store=store, clock=clock), False
-    source = _reference(store, team_id, res.SOURCE, "source_id", body.source_id, body.source, clock)
-    existing = store.get_by_unique(team_id, KIND.name, f"{source['id']}/{body.name}")
+    source_ref = _check_reference(store, team_id, res.SOURCE, "source_id", body.source_id, body.source)
+    existing = (store.get_by_unique(team_id, KIND.name, f"{source_ref.doc['id']}/{body.name}")
+                if source_ref.doc is not None else None)
     if existing is None:
-        create = ConnectionCreate.model_validate({**{k: v for k, v in fields.items() if k != "id"},
-                                                  "source_id": source["id"], "source": None})
+        create = ConnectionCreate.model_validate({k: v for k, v in fields.items() if k != "id"})
         return create_connection(team_id=team_id, body=create, store=store, clock=clock), True
     return update_connection(team_id=team_id, connection_id=existing["id"], body=update, store=store,
                              clock=clock), False
@@ -130,6 +182,9 @@ def upsert_connection(*, team_id: str, body: ConnectionUpsert, store: ResourceSt
 def set_connection_enabled(*, team_id: str, connection_id: str, enabled: bool, store: ResourceStore,
                            clock: Clock) -> Doc:
     def change(doc: Doc) -> Doc | None:
+        if not enabled and doc.get("disabled_at"):
+            # Already off because its source is: this explicit disable must survive re-enabling the source.
+            return {**doc, "disabled_by": None}
         if bool(doc.get("disabled_at")) != enabled:
             return None
         return {**doc, "disabled_at": None if enabled else iso(clock.now()), "disabled_by": None}

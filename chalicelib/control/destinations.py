@@ -7,19 +7,31 @@ from typing import Any
 from chalicelib.control import resources as res
 from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.ids import Prefix, new_id
-from chalicelib.domain.models import DestinationConfig, DestinationCreate, DestinationUpdate
+from chalicelib.domain.models import (
+    DESTINATION_AUTH_MODELS,
+    DestinationConfig,
+    DestinationCreate,
+    DestinationUpdate,
+    check_auth,
+)
 from chalicelib.domain.validation import validate
 from chalicelib.ports import Clock, Doc, ResourceStore
 
 KIND = res.DESTINATION
 
 
-def _config(destination_type: str, raw: dict[str, Any]) -> dict[str, Any]:
-    model = validate(DestinationConfig, raw, prefix="config")
+def check_config(destination_type: str, raw: dict[str, Any], *, prefix: str = "config") -> dict[str, Any]:
+    """The stored form of a destination config, or a 422 naming the field under `prefix`."""
+    model = validate(DestinationConfig, raw, prefix=prefix)
+    if (model.rate_limit is None) != (model.rate_limit_period is None):
+        missing = "rate_limit_period" if model.rate_limit_period is None else "rate_limit"
+        raise ValidationError(f"{prefix}.{missing}: is required when the other rate limit field is set",
+                              field=f"{prefix}.{missing}")
+    model.auth = check_auth(model.auth_type, model.auth, DESTINATION_AUTH_MODELS, prefix=prefix)
     if destination_type == "HTTP" and not model.url:
-        raise ValidationError("config.url: is required for an HTTP destination", field="config.url")
+        raise ValidationError(f"{prefix}.url: is required for an HTTP destination", field=f"{prefix}.url")
     if destination_type == "MOCK_API" and not model.path:
-        raise ValidationError("config.path: is required for a MOCK_API destination", field="config.path")
+        raise ValidationError(f"{prefix}.path: is required for a MOCK_API destination", field=f"{prefix}.path")
     if destination_type == "MOCK_API":
         model.url = None
     return model.model_dump(exclude_none=True)
@@ -39,7 +51,7 @@ def present_destination(doc: Doc, *, include_auth: bool) -> Doc:
 def create_destination(*, team_id: str, body: DestinationCreate, store: ResourceStore, clock: Clock) -> Doc:
     doc = res.stamp_new({
         "id": new_id(Prefix.DESTINATION), "team_id": team_id, "name": body.name, "description": body.description,
-        "type": body.type, "config": _config(body.type, body.config), "disabled_at": None,
+        "type": body.type, "config": check_config(body.type, body.config), "disabled_at": None,
     }, clock)
     return res.create_resource(store, team_id, KIND, doc)
 
@@ -50,7 +62,7 @@ def _apply(doc: Doc, body: DestinationUpdate) -> Doc:
         if field in given and given[field] is not None:
             doc[field] = given[field]
     if "config" in given or "type" in given:
-        doc["config"] = _config(doc["type"], res.merge_config(doc["config"], given.get("config")))
+        doc["config"] = check_config(doc["type"], res.merge_config(doc["config"], given.get("config")))
     return doc
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.errors import ConcurrentUpdateError, NotFoundError
+from chalicelib.domain.errors import AlreadyExistsError, ConcurrentUpdateError, NotFoundError
 from chalicelib.domain.ids import Prefix, parse_id
 from chalicelib.domain.paging import paginate
 from chalicelib.domain.timefmt import iso
@@ -25,6 +25,11 @@ class Kind:
     label: str
     prefix: Prefix
     unique: Callable[[Doc], str]
+
+    def duplicate(self, doc: Doc, exc: AlreadyExistsError) -> AlreadyExistsError:
+        """The store's conflict, reworded for a person; `data` stays the stored document for presenting."""
+        where = f" on source {doc['source_id']}" if "source_id" in doc else ""
+        return AlreadyExistsError(f"A {self.name} named {doc['name']!r} already exists{where}", data=exc.data)
 
 
 SOURCE = Kind("source", "Source", Prefix.SOURCE, lambda d: d["name"])
@@ -62,7 +67,10 @@ def stamp_new(doc: Doc, clock: Clock) -> Doc:
 
 
 def create_resource(store: ResourceStore, team_id: str, kind: Kind, doc: Doc) -> Doc:
-    store.create(team_id, kind.name, doc, unique=kind.unique(doc))
+    try:
+        store.create(team_id, kind.name, doc, unique=kind.unique(doc))
+    except AlreadyExistsError as exc:
+        raise kind.duplicate(doc, exc) from exc
     return doc
 
 
@@ -83,6 +91,8 @@ def change_resource(store: ResourceStore, team_id: str, kind: Kind, resource_id:
                           old_unique=kind.unique(current), unique=kind.unique(updated))
         except ConcurrentUpdateError:
             continue
+        except AlreadyExistsError as exc:
+            raise kind.duplicate(updated, exc) from exc
         return updated
     raise ConcurrentUpdateError()
 

@@ -6,15 +6,17 @@ from typing import Any
 
 from chalicelib.control import resources as res
 from chalicelib.domain.ids import Prefix, new_id
-from chalicelib.domain.models import SourceConfig, SourceCreate, SourceUpdate
+from chalicelib.domain.models import SOURCE_AUTH_MODELS, SourceConfig, SourceCreate, SourceUpdate, check_auth
 from chalicelib.domain.validation import validate
 from chalicelib.ports import Clock, Doc, ResourceStore
 
 KIND = res.SOURCE
 
 
-def _config(raw: dict[str, Any] | None) -> dict[str, Any]:
-    model = validate(SourceConfig, raw or {}, prefix="config")
+def check_config(raw: dict[str, Any] | None, *, prefix: str = "config") -> dict[str, Any]:
+    """The stored form of a source config, or a 422 naming the field under `prefix`."""
+    model = validate(SourceConfig, raw or {}, prefix=prefix)
+    model.auth = check_auth(model.auth_type, model.auth, SOURCE_AUTH_MODELS, prefix=prefix)
     return model.model_dump(exclude_none=True)
 
 
@@ -32,7 +34,7 @@ def present_source(doc: Doc, *, ingest_url: str, include_auth: bool) -> Doc:
 def create_source(*, team_id: str, body: SourceCreate, store: ResourceStore, clock: Clock) -> Doc:
     doc = res.stamp_new({
         "id": new_id(Prefix.SOURCE), "team_id": team_id, "name": body.name, "description": body.description,
-        "type": body.type, "config": _config(body.config.model_dump(exclude_none=True) if body.config else None),
+        "type": body.type, "config": check_config(body.config.model_dump(exclude_none=True) if body.config else None),
         "disabled_at": None,
     }, clock)
     return res.create_resource(store, team_id, KIND, doc)
@@ -44,7 +46,7 @@ def _apply(doc: Doc, body: SourceUpdate) -> Doc:
         if field in given and given[field] is not None:
             doc[field] = given[field]
     if "config" in given:
-        doc["config"] = _config(res.merge_config(doc["config"], given["config"]))
+        doc["config"] = check_config(res.merge_config(doc["config"], given["config"]))
     return doc
 
 

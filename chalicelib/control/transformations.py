@@ -59,9 +59,9 @@ def upsert_transformation(*, team_id: str, body: TransformationCreate, store: Re
 
 def delete_transformation(*, team_id: str, transformation_id: str, store: ResourceStore) -> Doc:
     doc = res.get_resource(store, team_id, KIND, transformation_id)
-    users = [c["id"] for c in store.list(team_id, res.CONNECTION.name)
+    users = [f"{c['name']} ({c['id']})" for c in store.list(team_id, res.CONNECTION.name)
              if any(r.get("transformation_id") == doc["id"] for r in c.get("rules", []))]
     if users:
-        raise InUseError(f"Transformation {doc['id']} is used by connection(s) {', '.join(users[:5])}; "
+        raise InUseError(f"Transformation {doc['name']} is used by connection(s) {', '.join(users[:5])}; "
                          "remove it from their rules first")
     return res.delete_resource(store, team_id, KIND, doc["id"])

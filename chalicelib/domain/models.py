@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from chalicelib.domain.errors import ValidationError
+
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 DEFAULT_ALLOWED_METHODS: list[str] = ["POST", "PUT", "PATCH", "DELETE"]
 
@@ -104,22 +106,25 @@ class SourceConfig(Strict):
             raise ValueError("lists a method twice")
         return value
 
-    @model_validator(mode="after")
-    def _auth_matches_type(self) -> SourceConfig:
-        _check_auth(self.auth_type, self.auth, SOURCE_AUTH_MODELS)
-        return self
 
 
-def _check_auth(auth_type: str | None, auth: dict[str, Any] | None, models: dict[str, type[Strict]]) -> None:
-    if auth_type is None:
-        if auth:
-            raise ValueError("auth is given but auth_type is not")
-        return
-    if auth is None:
-        raise ValueError(f"auth_type {auth_type} needs an auth object")
+def check_auth(auth_type: str | None, auth: dict[str, Any] | None, models: dict[str, type[Strict]], *,
+               prefix: str) -> dict[str, Any] | None:
+    """Validate `auth` against its type's model; return it with defaults filled in (the stored form).
+
+    Done outside the config models so the error can name the field under the caller's prefix
+    (`config.auth...` on a source, `source.config.auth...` inline in a connection).
+    """
     from chalicelib.domain.validation import validate
 
-    validate(models[auth_type], auth, prefix="config.auth")
+    if auth_type is None:
+        if auth:
+            raise ValidationError(f"{prefix}.auth_type: is required when {prefix}.auth is given",
+                                  field=f"{prefix}.auth_type")
+        return None
+    if auth is None:
+        raise ValidationError(f"{prefix}.auth: is required for auth_type {auth_type}", field=f"{prefix}.auth")
+    return validate(models[auth_type], auth, prefix=f"{prefix}.auth").model_dump()
 
 
 SourceType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Z][A-Z0-9_]*$")]
@@ -194,12 +199,6 @@ class DestinationConfig(Strict):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> DestinationConfig:
-        if (self.rate_limit is None) != (self.rate_limit_period is None):
-            raise ValueError("rate_limit and rate_limit_period go together")
-        _check_auth(self.auth_type, self.auth, DESTINATION_AUTH_MODELS)
-        return self
 
 
 DestinationType = Literal["HTTP", "MOCK_API"]

@@ -15,13 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
-from chalice import Blueprint, Response
 from aws_lambda_powertools import Logger
+from chalice import Blueprint, Response
 
 from chalicelib import wiring
 from chalicelib.control.auth import Principal, authenticate
 from chalicelib.control.resources import ListQuery
-from chalicelib.domain.errors import FastHookError, InvalidJsonError, InvalidParameterError, ValidationError
+from chalicelib.domain.errors import (
+    FastHookError,
+    InvalidJsonError,
+    InvalidParameterError,
+    PayloadTooLargeError,
+    ValidationError,
+)
 from chalicelib.domain.paging import ORDER_FIELDS
 from chalicelib.domain.validation import validate
 
@@ -136,7 +142,7 @@ def _parse_body(raw: bytes | None, model: type[pydantic.BaseModel] | None, requi
         data: Any = {}
     else:
         if len(raw) > MAX_BODY_BYTES:
-            raise InvalidParameterError("request body is larger than 6 MB")
+            raise PayloadTooLargeError("request body is larger than 6 MB")
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -161,7 +167,8 @@ class Api:
     def blueprint(self) -> Blueprint:
         bp = Blueprint(f"chalicelib.entrypoints.{self.name}")
         for path, methods, make_view in self._views:
-            bp.route(path, methods=list(methods), cors=False)(make_view(bp))
+            # Bodies are read as JSON whatever the Content-Type says (curl -d sends a form type).
+            bp.route(path, methods=list(methods), cors=False, content_types=["*/*"])(make_view(bp))
         return bp
 
     def route(self, path: str, methods: list[str], *, summary: str,

@@ -13,6 +13,7 @@ from typing import Any
 import pydantic
 
 from chalicelib.control import resources as res
+from chalicelib.domain.errors import AlreadyExistsError
 from chalicelib.entrypoints.api import Api, Call, Param, Reply, list_envelope
 from chalicelib.ports import Doc
 
@@ -58,6 +59,17 @@ def register_crud(api: Api, spec: CrudSpec) -> None:
     def one(call: Call, doc: Doc) -> Doc:
         return spec.present(call, [doc])[0]
 
+    def presented_conflict(call: Call, exc: AlreadyExistsError) -> AlreadyExistsError:
+        """A 409 carries the existing resource exactly as GET shows it (secrets only on request)."""
+        data = spec.present(call, [exc.data])[0] if isinstance(exc.data, dict) else None
+        return AlreadyExistsError(exc.message, data=data)
+
+    def writing(call: Call, write: Callable[[], Any]) -> Any:
+        try:
+            return write()
+        except AlreadyExistsError as exc:
+            raise presented_conflict(call, exc) from exc
+
     def deps(call: Call) -> dict[str, Any]:
         return {"team_id": call.team_id, "store": call.deps.resources, "clock": call.deps.clock}
 
@@ -82,20 +94,20 @@ def register_crud(api: Api, spec: CrudSpec) -> None:
               params=include)(_named(f"get_{label}", get_one))
 
     def create(call: Call) -> Reply:
-        return Reply(one(call, spec.create(body=call.body, **deps(call))), 201)
+        return Reply(one(call, writing(call, lambda: spec.create(body=call.body, **deps(call)))), 201)
 
     api.route(spec.path, ["POST"], summary=f"Create a {label}", body=spec.create_model,
               response=spec.response_model, status=201)(_named(f"create_{label}", create))
 
     def upsert(call: Call) -> Reply:
-        doc, created = spec.upsert(body=call.body, **deps(call))
+        doc, created = writing(call, lambda: spec.upsert(body=call.body, **deps(call)))
         return Reply(one(call, doc), 201 if created else 200)
 
     api.route(spec.path, ["PUT"], summary=f"Create or update a {label} by name", body=spec.upsert_model,
               response=spec.response_model)(_named(f"upsert_{label}", upsert))
 
     def update(call: Call, resource_id: str) -> Doc:
-        return one(call, spec.update(resource_id=resource_id, body=call.body, **deps(call)))
+        return one(call, writing(call, lambda: spec.update(resource_id=resource_id, body=call.body, **deps(call))))
 
     api.route(id_path, ["PUT", "PATCH"], summary=f"Update a {label}", body=spec.update_model,
               response=spec.response_model)(_named(f"update_{label}", update))

@@ -68,7 +68,7 @@ def test_every_verification_type_is_accepted_with_its_auth_shape(api, auth_type,
     ({"name": "x" * 156}, "name"),
     ({"name": "ok", "config": {"allowed_http_methods": ["FETCH"]}}, "config.allowed_http_methods[0]"),
     ({"name": "ok", "config": {"allowed_http_methods": []}}, "config.allowed_http_methods"),
-    ({"name": "ok", "config": {"auth_type": "HMAC"}}, "config"),
+    ({"name": "ok", "config": {"auth_type": "HMAC"}}, "config.auth"),
     ({"name": "ok", "config": {"auth_type": "HMAC", "auth": {"header_key": "x"}}}, "config.auth.webhook_secret_key"),
     ({"name": "ok", "config": {"auth_type": "NOPE", "auth": {}}}, "config.auth_type"),
     ({"name": "ok", "config": {"custom_response": {"content_type": "json", "body": "x" * 1001}}},
@@ -246,3 +246,12 @@ def test_sources_answer_under_every_control_prefix(api, prefix):
     assert status == 201
     assert client.get(f"/sources/{created['id']}")[0] == 200
     assert [m["id"] for m in client.get("/sources")[1]["models"]] == [created["id"]]
+
+
+def test_a_json_body_sent_with_a_form_content_type_is_still_read(api):
+    # When: plain `curl -d` labels the body application/x-www-form-urlencoded
+    status, body = api.post("/sources", {"name": "from-curl"},
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    # Then
+    assert status == 201
+    assert body["name"] == "from-curl"

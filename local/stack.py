@@ -1,0 +1,183 @@
+"""The embedded AWS behind `make run` and the HTTP-level tests: moto in this process, or any endpoint.
+
+FastHook's adapters only know an endpoint URL, so the local stack is "an endpoint plus the resources
+of infra/ on it". With nothing configured we start moto's server on loopback; with
+FASTHOOK_AWS_ENDPOINT set (a shared moto, LocalStack, ...) we only provision there. Either way the
+FASTHOOK_* variables that point at the resources are exported and the app's wiring is reset, so the
+next request builds its adapters against this stack. `stop()` puts the environment back, which lets a
+test module use a stack without leaking it into the next module.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import socket
+from types import TracebackType
+from typing import Any
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_STAGE = "local"
+
+
+class StackError(RuntimeError):
+    """The embedded stack could not start; the message says what to change."""
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class EmbeddedStack:
+    """Starts (or reuses) an AWS endpoint, provisions infra/ on it and points FastHook at it.
+
+    Usable as a context manager. `env` holds every variable that was exported, so callers can hand the
+    same configuration to a subprocess.
+    """
+
+    def __init__(
+        self,
+        *,
+        http_port: int | None = None,
+        stage: str | None = None,
+        endpoint: str | None = None,
+        moto_port: int | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.http_port = http_port if http_port is not None else int(os.environ.get("FASTHOOK_PORT") or 8000)
+        self.stage = stage or os.environ.get("FASTHOOK_STAGE") or DEFAULT_STAGE
+        self.endpoint = endpoint or os.environ.get("FASTHOOK_AWS_ENDPOINT") or None
+        self.moto_port = moto_port if moto_port is not None else int(os.environ.get("FASTHOOK_MOTO_PORT") or 0)
+        self.region = region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        self.env: dict[str, str] = {}
+        self._moto: Any = None
+        self._saved: dict[str, str | None] = {}
+
+    @property
+    def embedded(self) -> bool:
+        """True when this stack runs moto itself (no FASTHOOK_AWS_ENDPOINT was given)."""
+        return self._moto is not None
+
+    def start(self) -> EmbeddedStack:
+        self._default_credentials()
+        try:
+            if self.endpoint is None:
+                self.endpoint = self._start_moto()
+            variables = self._provision()
+        except BaseException:
+            self.stop()  # a half-started stack must not keep moto's thread or our variables around
+            raise
+        variables.update(
+            {
+                "FASTHOOK_AWS_ENDPOINT": self.endpoint,
+                "FASTHOOK_INGEST_URL": f"http://127.0.0.1:{self.http_port}",
+                "AWS_DEFAULT_REGION": self.region,
+            }
+        )
+        self._export(variables)
+        return self
+
+    def stop(self) -> None:
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+            self.endpoint = None
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved.clear()
+        self._reset_app()
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _default_credentials(self) -> None:
+        # botocore refuses to sign without credentials; moto accepts any, and "testing" can never
+        # authenticate against a real account should an endpoint be misconfigured.
+        import boto3
+
+        if boto3.session.Session().get_credentials() is None:
+            self._export({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}, reset=False)
+
+    def _start_moto(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs every AWS call moto serves; FastHook's own access log is enough.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+        if self.moto_port and not _port_is_free(self.moto_port):
+            # moto's start() waits forever when its thread fails to bind, so check first.
+            raise StackError(f"port {self.moto_port} (FASTHOOK_MOTO_PORT) is already in use on 127.0.0.1")
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        server.start()
+        self._moto = server
+        host, port = server.get_host_and_port()
+        self.moto_port = port
+        # moto's Step Functions interpreter calls back into the server at localhost:$MOTO_PORT.
+        self._export({"MOTO_PORT": str(port)}, reset=False)
+        connection = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            connection.request(
+                "POST",
+                "/moto-api/config",
+                headers={"Content-Type": "application/json"},
+                body=json.dumps({"stepfunctions": {"execute_state_machine": True}}),
+            )
+            answer = connection.getresponse()
+            answer.read()
+        finally:
+            connection.close()
+        if answer.status >= 300:
+            raise StackError(f"moto refused the Step Functions setting: HTTP {answer.status}")
+        return f"http://{host}:{port}"
+
+    def _provision(self) -> dict[str, str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from chalicelib.adapters.dynamo.client import make_client
+        from local.provision import provision
+
+        def client(service: str) -> Any:
+            return make_client(service, region=self.region, endpoint=self.endpoint)
+
+        try:
+            return provision(
+                stage=self.stage, dynamodb=client("dynamodb"), sqs=client("sqs"), s3=client("s3"), region=self.region
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StackError(f"could not create FastHook's resources on {self.endpoint}: {exc}") from exc
+
+    def _export(self, variables: dict[str, str], *, reset: bool = True) -> None:
+        for name, value in variables.items():
+            self._saved.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        self.env.update(variables)
+        if reset:
+            self._reset_app()
+
+    @staticmethod
+    def _reset_app() -> None:
+        from chalicelib import wiring
+
+        wiring.reset()
