@@ -33,7 +33,9 @@ class ResourceStore(Protocol):
 
     def list(self, team_id: str, kind: str) -> list[Doc]: ...
 
-    def replace(self, team_id: str, kind: str, doc: Doc, *, expected_version: int, old_unique: str, unique: str) -> None:
+    def replace(
+        self, team_id: str, kind: str, doc: Doc, *, expected_version: int, old_unique: str, unique: str
+    ) -> None:
         """Write `doc` (version already bumped) if the stored version is `expected_version`.
 
         ConcurrentUpdateError when it moved on or vanished; AlreadyExistsError when `unique` changed
@@ -72,8 +74,9 @@ class AccountStore(Protocol):
 
     def get_secrets(self, team_id: str) -> Doc | None: ...
 
-    def save_secrets(self, team_id: str, secrets: Doc, *, expected_version: int | None, old_key_hash: str | None,
-                     new_key_hash: str) -> None:
+    def save_secrets(
+        self, team_id: str, secrets: Doc, *, expected_version: int | None, old_key_hash: str | None, new_key_hash: str
+    ) -> None:
         """Store the team's secrets and move the API-key lookup from the old hash to the new one.
 
         expected_version None means "create": ConcurrentUpdateError if secrets already exist.

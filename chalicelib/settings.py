@@ -23,8 +23,12 @@ class Settings(BaseModel, frozen=True):
     route_queue_url: str = Field("", description="SQS queue URL the ingest sends accepted requests to.")
     deliver_queue_url: str = Field("", description="SQS queue URL of event deliveries.")
     payload_bucket: str = Field("fasthook-local-payloads", description="S3 bucket for bodies above 8 KB.")
-    ingest_url: str = Field("http://127.0.0.1:8000", description="Public base URL of ingest; source.url is <this>/e/<id>.")
-    google_client_id: str = Field("", description="OAuth client id Google ID tokens must be issued for; empty disables.")
+    ingest_url: str = Field(
+        "http://127.0.0.1:8000", description="Public base URL of ingest; source.url is <this>/e/<id>."
+    )
+    google_client_id: str = Field(
+        "", description="OAuth client id Google ID tokens must be issued for; empty disables."
+    )
     google_jwks_url: str = Field(
         "https://www.googleapis.com/oauth2/v3/certs", description="Where Google's signing keys are fetched."
     )

@@ -47,18 +47,24 @@ def provision(*, stage: str, dynamodb: Any, sqs: Any, s3: Any, region: str) -> d
             dynamodb.get_waiter("table_exists").wait(TableName=name)
             if table.ttl_attribute:
                 dynamodb.update_time_to_live(
-                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
+                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
+                )
     urls: dict[str, str] = {}
     for queue in r.QUEUES:  # dead-letter queues are listed before the queues that use them
-        attributes = {"VisibilityTimeout": str(queue.visibility_timeout_s),
-                      "MessageRetentionPeriod": str(queue.retention_s)}
+        attributes = {
+            "VisibilityTimeout": str(queue.visibility_timeout_s),
+            "MessageRetentionPeriod": str(queue.retention_s),
+        }
         if queue.dead_letter:
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=urls[queue.dead_letter],
-                                               AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=urls[queue.dead_letter], AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
             attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)})
-        urls[queue.name] = sqs.create_queue(QueueName=r.physical_name(stage, queue.name),
-                                            Attributes=attributes)["QueueUrl"]
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
+            )
+        urls[queue.name] = sqs.create_queue(QueueName=r.physical_name(stage, queue.name), Attributes=attributes)[
+            "QueueUrl"
+        ]
     for bucket in r.BUCKETS:
         name = r.physical_name(stage, bucket.name)
         kwargs: dict[str, Any] = {"Bucket": name}
@@ -68,9 +74,19 @@ def provision(*, stage: str, dynamodb: Any, sqs: Any, s3: Any, region: str) -> d
             s3.create_bucket(**kwargs)
         except s3.exceptions.BucketAlreadyOwnedByYou:
             pass
-        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [{
-            "ID": "retention", "Status": "Enabled", "Filter": {"Prefix": ""},
-            "Expiration": {"Days": bucket.expire_after_days}}]})
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "retention",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "Expiration": {"Days": bucket.expire_after_days},
+                    }
+                ]
+            },
+        )
     return {
         "FASTHOOK_STAGE": stage,
         "FASTHOOK_CONTROL_TABLE": r.physical_name(stage, r.CONTROL.name),

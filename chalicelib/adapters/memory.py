@@ -67,8 +67,9 @@ class MemoryControlStore:
             found = [(rid, doc) for (t, k, rid), doc in self._resources.items() if t == team_id and k == kind]
         return [copy.deepcopy(doc) for _, doc in sorted(found, key=lambda pair: pair[0])]
 
-    def replace(self, team_id: str, kind: str, doc: Doc, *, expected_version: int, old_unique: str,
-                unique: str) -> None:
+    def replace(
+        self, team_id: str, kind: str, doc: Doc, *, expected_version: int, old_unique: str, unique: str
+    ) -> None:
         with self._lock:
             key = (team_id, kind, doc["id"])
             current = self._resources.get(key)
@@ -107,7 +108,10 @@ class MemoryControlStore:
             self._users[user["id"]] = copy.deepcopy(user)
             self._teams[team["id"]] = copy.deepcopy(team)
             self._members.setdefault(user["id"], {})[team["id"]] = {
-                "user_id": user["id"], "team_id": team["id"], "role": "owner", "team_name": team["name"],
+                "user_id": user["id"],
+                "team_id": team["id"],
+                "role": "owner",
+                "team_name": team["name"],
                 "created_at": team["created_at"],
             }
             return True
@@ -140,8 +144,9 @@ class MemoryControlStore:
     def get_secrets(self, team_id: str) -> Doc | None:
         return copy.deepcopy(self._secrets.get(team_id))
 
-    def save_secrets(self, team_id: str, secrets: Doc, *, expected_version: int | None, old_key_hash: str | None,
-                     new_key_hash: str) -> None:
+    def save_secrets(
+        self, team_id: str, secrets: Doc, *, expected_version: int | None, old_key_hash: str | None, new_key_hash: str
+    ) -> None:
         with self._lock:
             current = self._secrets.get(team_id)
             if expected_version is None and current is not None:

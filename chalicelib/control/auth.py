@@ -35,8 +35,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def authenticate(*, authorization: str | None, requested_team: str | None, accounts: AccountStore,
-                 clock: Clock) -> Principal:
+def authenticate(
+    *, authorization: str | None, requested_team: str | None, accounts: AccountStore, clock: Clock
+) -> Principal:
     token = _bearer(authorization)
     token_hash = hash_token(token)
     if token.startswith(SESSION_PREFIX):
@@ -71,14 +72,21 @@ def _bearer(authorization: str | None) -> str:
 def _new_account(identity: ExternalIdentity, team_name: str, clock: Clock) -> tuple[Doc, Doc]:
     now = iso(clock.now())
     team = {"id": new_id(Prefix.TEAM), "name": team_name, "created_at": now, "retention_days": 30}
-    user = {"id": new_id(Prefix.USER), "email": identity.email, "name": identity.name or identity.email,
-            "picture_url": identity.picture_url, "default_team_id": team["id"], "created_at": now,
-            "updated_at": now}
+    user = {
+        "id": new_id(Prefix.USER),
+        "email": identity.email,
+        "name": identity.name or identity.email,
+        "picture_url": identity.picture_url,
+        "default_team_id": team["id"],
+        "created_at": now,
+        "updated_at": now,
+    }
     return user, team
 
 
-def _ensure_account(login_key: str, identity: ExternalIdentity, team_name: str, accounts: AccountStore,
-                    clock: Clock) -> Doc:
+def _ensure_account(
+    login_key: str, identity: ExternalIdentity, team_name: str, accounts: AccountStore, clock: Clock
+) -> Doc:
     user_id = accounts.find_login(login_key)
     if user_id is None:
         user, team = _new_account(identity, team_name, clock)
@@ -100,10 +108,16 @@ def _start_session(user: Doc, team_id: str | None, accounts: AccountStore, clock
     active = team_id if team_id in teams else user.get("default_team_id")
     if team_id and team_id not in teams:
         raise ForbiddenError(f"You are not a member of team {team_id:.64}")
-    accounts.put_session(hash_token(token), {
-        "user_id": user["id"], "team_id": active, "expires_at": iso(expires),
-        "expires_at_epoch": int(expires.timestamp()), "created_at": iso(clock.now()),
-    })
+    accounts.put_session(
+        hash_token(token),
+        {
+            "user_id": user["id"],
+            "team_id": active,
+            "expires_at": iso(expires),
+            "expires_at_epoch": int(expires.timestamp()),
+            "created_at": iso(clock.now()),
+        },
+    )
     return {
         "token": token,
         "user": present_user(user),
@@ -115,14 +129,27 @@ def _start_session(user: Doc, team_id: str | None, accounts: AccountStore, clock
 
 def login_demo(*, accounts: AccountStore, clock: Clock, session_ttl_s: int) -> Doc:
     """Every demo login starts a new session for the one demo user and team (created on first use)."""
-    identity = ExternalIdentity(provider="demo", subject="demo", email="demo@fasthook.local", email_verified=True,
-                                name="Demo User", picture_url=None)
+    identity = ExternalIdentity(
+        provider="demo",
+        subject="demo",
+        email="demo@fasthook.local",
+        email_verified=True,
+        name="Demo User",
+        picture_url=None,
+    )
     user = _ensure_account(DEMO_LOGIN, identity, "Demo team", accounts, clock)
     return _start_session(user, None, accounts, clock, session_ttl_s)
 
 
-def login_google(*, credential: str, team_id: str | None, verifier: IdentityVerifier, accounts: AccountStore,
-                 clock: Clock, session_ttl_s: int) -> Doc:
+def login_google(
+    *,
+    credential: str,
+    team_id: str | None,
+    verifier: IdentityVerifier,
+    accounts: AccountStore,
+    clock: Clock,
+    session_ttl_s: int,
+) -> Doc:
     identity = verifier.verify(credential)
     if not identity.email_verified:
         raise UnauthorizedError("The Google account's email address is not verified")
@@ -133,8 +160,11 @@ def login_google(*, credential: str, team_id: str | None, verifier: IdentityVeri
 
 def get_profile(*, principal: Principal, accounts: AccountStore) -> Doc:
     user = accounts.get_user(principal.user_id) if principal.user_id else None
-    memberships = accounts.memberships(principal.user_id) if principal.user_id else [
-        {"team_id": principal.team_id, "role": "api_key"}]
+    memberships = (
+        accounts.memberships(principal.user_id)
+        if principal.user_id
+        else [{"team_id": principal.team_id, "role": "api_key"}]
+    )
     return {
         "user": present_user(user) if user else None,
         "team": _team_summary(principal.team_id, accounts),

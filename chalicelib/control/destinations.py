@@ -25,8 +25,9 @@ def check_config(destination_type: str, raw: dict[str, Any], *, prefix: str = "c
     model = validate(DestinationConfig, raw, prefix=prefix)
     if (model.rate_limit is None) != (model.rate_limit_period is None):
         missing = "rate_limit_period" if model.rate_limit_period is None else "rate_limit"
-        raise ValidationError(f"{prefix}.{missing}: is required when the other rate limit field is set",
-                              field=f"{prefix}.{missing}")
+        raise ValidationError(
+            f"{prefix}.{missing}: is required when the other rate limit field is set", field=f"{prefix}.{missing}"
+        )
     model.auth = check_auth(model.auth_type, model.auth, DESTINATION_AUTH_MODELS, prefix=prefix)
     if destination_type == "HTTP" and not model.url:
         raise ValidationError(f"{prefix}.url: is required for an HTTP destination", field=f"{prefix}.url")
@@ -42,17 +43,31 @@ def present_destination(doc: Doc, *, include_auth: bool) -> Doc:
     if not include_auth:
         config.pop("auth", None)
     return {
-        "id": doc["id"], "team_id": doc["team_id"], "name": doc["name"], "description": doc.get("description"),
-        "type": doc["type"], "config": config, "disabled_at": doc.get("disabled_at"),
-        "created_at": doc["created_at"], "updated_at": doc["updated_at"],
+        "id": doc["id"],
+        "team_id": doc["team_id"],
+        "name": doc["name"],
+        "description": doc.get("description"),
+        "type": doc["type"],
+        "config": config,
+        "disabled_at": doc.get("disabled_at"),
+        "created_at": doc["created_at"],
+        "updated_at": doc["updated_at"],
     }
 
 
 def create_destination(*, team_id: str, body: DestinationCreate, store: ResourceStore, clock: Clock) -> Doc:
-    doc = res.stamp_new({
-        "id": new_id(Prefix.DESTINATION), "team_id": team_id, "name": body.name, "description": body.description,
-        "type": body.type, "config": check_config(body.type, body.config), "disabled_at": None,
-    }, clock)
+    doc = res.stamp_new(
+        {
+            "id": new_id(Prefix.DESTINATION),
+            "team_id": team_id,
+            "name": body.name,
+            "description": body.description,
+            "type": body.type,
+            "config": check_config(body.type, body.config),
+            "disabled_at": None,
+        },
+        clock,
+    )
     return res.create_resource(store, team_id, KIND, doc)
 
 
@@ -66,23 +81,27 @@ def _apply(doc: Doc, body: DestinationUpdate) -> Doc:
     return doc
 
 
-def update_destination(*, team_id: str, destination_id: str, body: DestinationUpdate, store: ResourceStore,
-                       clock: Clock) -> Doc:
+def update_destination(
+    *, team_id: str, destination_id: str, body: DestinationUpdate, store: ResourceStore, clock: Clock
+) -> Doc:
     return res.change_resource(store, team_id, KIND, destination_id, lambda d: _apply(d, body), clock)
 
 
-def upsert_destination(*, team_id: str, body: DestinationCreate, store: ResourceStore,
-                       clock: Clock) -> tuple[Doc, bool]:
+def upsert_destination(
+    *, team_id: str, body: DestinationCreate, store: ResourceStore, clock: Clock
+) -> tuple[Doc, bool]:
     existing = store.get_by_unique(team_id, KIND.name, body.name)
     if existing is None:
         return create_destination(team_id=team_id, body=body, store=store, clock=clock), True
     update = DestinationUpdate.model_validate(body.model_dump(exclude_unset=True))
-    return update_destination(team_id=team_id, destination_id=existing["id"], body=update, store=store,
-                              clock=clock), False
+    return update_destination(
+        team_id=team_id, destination_id=existing["id"], body=update, store=store, clock=clock
+    ), False
 
 
-def set_destination_enabled(*, team_id: str, destination_id: str, enabled: bool, store: ResourceStore,
-                            clock: Clock) -> Doc:
+def set_destination_enabled(
+    *, team_id: str, destination_id: str, enabled: bool, store: ResourceStore, clock: Clock
+) -> Doc:
     return res.set_flag(store, team_id, KIND, destination_id, "disabled_at", not enabled, clock)
 
 

@@ -54,11 +54,11 @@ def get_resource(store: ResourceStore, team_id: str, kind: Kind, resource_id: st
     return doc
 
 
-def list_resources(store: ResourceStore, team_id: str, kind: Kind, query: ListQuery,
-                   keep: Callable[[Doc], bool] | None = None) -> tuple[list[Doc], dict[str, Any]]:
+def list_resources(
+    store: ResourceStore, team_id: str, kind: Kind, query: ListQuery, keep: Callable[[Doc], bool] | None = None
+) -> tuple[list[Doc], dict[str, Any]]:
     docs = [d for d in store.list(team_id, kind.name) if keep is None or keep(d)]
-    return paginate(docs, order_by=query.order_by, direction=query.direction, limit=query.limit,
-                    cursor=query.cursor)
+    return paginate(docs, order_by=query.order_by, direction=query.direction, limit=query.limit, cursor=query.cursor)
 
 
 def stamp_new(doc: Doc, clock: Clock) -> Doc:
@@ -74,8 +74,9 @@ def create_resource(store: ResourceStore, team_id: str, kind: Kind, doc: Doc) ->
     return doc
 
 
-def change_resource(store: ResourceStore, team_id: str, kind: Kind, resource_id: str,
-                    change: Callable[[Doc], Doc | None], clock: Clock) -> Doc:
+def change_resource(
+    store: ResourceStore, team_id: str, kind: Kind, resource_id: str, change: Callable[[Doc], Doc | None], clock: Clock
+) -> Doc:
     """Apply `change` to the stored document and write it back conditionally, re-reading on a race.
 
     `change` returns the new document, or None when nothing changes (no write, no version bump).
@@ -87,8 +88,14 @@ def change_resource(store: ResourceStore, team_id: str, kind: Kind, resource_id:
             return current
         updated = {**updated, "version": current["version"] + 1, "updated_at": iso(clock.now())}
         try:
-            store.replace(team_id, kind.name, updated, expected_version=current["version"],
-                          old_unique=kind.unique(current), unique=kind.unique(updated))
+            store.replace(
+                team_id,
+                kind.name,
+                updated,
+                expected_version=current["version"],
+                old_unique=kind.unique(current),
+                unique=kind.unique(updated),
+            )
         except ConcurrentUpdateError:
             continue
         except AlreadyExistsError as exc:
@@ -104,8 +111,9 @@ def delete_resource(store: ResourceStore, team_id: str, kind: Kind, resource_id:
     return doc
 
 
-def set_flag(store: ResourceStore, team_id: str, kind: Kind, resource_id: str, field: str, on: bool,
-             clock: Clock) -> Doc:
+def set_flag(
+    store: ResourceStore, team_id: str, kind: Kind, resource_id: str, field: str, on: bool, clock: Clock
+) -> Doc:
     """Set a timestamp flag (`disabled_at`, `paused_at`) or clear it; setting it twice keeps the first time."""
 
     def change(doc: Doc) -> Doc | None:

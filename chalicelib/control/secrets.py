@@ -30,8 +30,10 @@ def mask(value: str) -> str:
 def present_secrets(team_id: str, doc: Doc) -> Doc:
     return {
         "team_id": team_id,
-        **{name: {"value": doc[name], "masked_value": mask(doc[name]),
-                  "last_rotated_at": doc[f"{name}_rotated_at"]} for name in NAMES},
+        **{
+            name: {"value": doc[name], "masked_value": mask(doc[name]), "last_rotated_at": doc[f"{name}_rotated_at"]}
+            for name in NAMES
+        },
     }
 
 
@@ -40,11 +42,17 @@ def _load_or_create(team_id: str, accounts: AccountStore, clock: Clock) -> Doc:
     if doc is not None:
         return doc
     now = iso(clock.now())
-    doc = {"version": 1, "api_key": _generate("api_key"), "signing_secret": _generate("signing_secret"),
-           "api_key_rotated_at": now, "signing_secret_rotated_at": now}
+    doc = {
+        "version": 1,
+        "api_key": _generate("api_key"),
+        "signing_secret": _generate("signing_secret"),
+        "api_key_rotated_at": now,
+        "signing_secret_rotated_at": now,
+    }
     try:
-        accounts.save_secrets(team_id, doc, expected_version=None, old_key_hash=None,
-                              new_key_hash=hash_token(doc["api_key"]))
+        accounts.save_secrets(
+            team_id, doc, expected_version=None, old_key_hash=None, new_key_hash=hash_token(doc["api_key"])
+        )
     except ConcurrentUpdateError:
         # Two first reads raced; the winner's secrets are the team's secrets.
         stored = accounts.get_secrets(team_id)
@@ -65,13 +73,19 @@ def _change(team_id: str, values: dict[str, str], accounts: AccountStore, clock:
     for name, value in values.items():
         updated[name] = value
         updated[f"{name}_rotated_at"] = now
-    accounts.save_secrets(team_id, updated, expected_version=current["version"],
-                          old_key_hash=hash_token(current["api_key"]), new_key_hash=hash_token(updated["api_key"]))
+    accounts.save_secrets(
+        team_id,
+        updated,
+        expected_version=current["version"],
+        old_key_hash=hash_token(current["api_key"]),
+        new_key_hash=hash_token(updated["api_key"]),
+    )
     return present_secrets(team_id, updated)
 
 
-def update_project_secrets(*, team_id: str, api_key: str | None, signing_secret: str | None,
-                           accounts: AccountStore, clock: Clock) -> Doc:
+def update_project_secrets(
+    *, team_id: str, api_key: str | None, signing_secret: str | None, accounts: AccountStore, clock: Clock
+) -> Doc:
     values = {k: v for k, v in (("api_key", api_key), ("signing_secret", signing_secret)) if v is not None}
     return _change(team_id, values, accounts, clock)
 

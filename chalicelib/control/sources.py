@@ -25,18 +25,32 @@ def present_source(doc: Doc, *, ingest_url: str, include_auth: bool) -> Doc:
     if not include_auth:
         config.pop("auth", None)
     return {
-        "id": doc["id"], "team_id": doc["team_id"], "name": doc["name"], "description": doc.get("description"),
-        "type": doc["type"], "url": f"{ingest_url.rstrip('/')}/e/{doc['id']}", "config": config,
-        "disabled_at": doc.get("disabled_at"), "created_at": doc["created_at"], "updated_at": doc["updated_at"],
+        "id": doc["id"],
+        "team_id": doc["team_id"],
+        "name": doc["name"],
+        "description": doc.get("description"),
+        "type": doc["type"],
+        "url": f"{ingest_url.rstrip('/')}/e/{doc['id']}",
+        "config": config,
+        "disabled_at": doc.get("disabled_at"),
+        "created_at": doc["created_at"],
+        "updated_at": doc["updated_at"],
     }
 
 
 def create_source(*, team_id: str, body: SourceCreate, store: ResourceStore, clock: Clock) -> Doc:
-    doc = res.stamp_new({
-        "id": new_id(Prefix.SOURCE), "team_id": team_id, "name": body.name, "description": body.description,
-        "type": body.type, "config": check_config(body.config.model_dump(exclude_none=True) if body.config else None),
-        "disabled_at": None,
-    }, clock)
+    doc = res.stamp_new(
+        {
+            "id": new_id(Prefix.SOURCE),
+            "team_id": team_id,
+            "name": body.name,
+            "description": body.description,
+            "type": body.type,
+            "config": check_config(body.config.model_dump(exclude_none=True) if body.config else None),
+            "disabled_at": None,
+        },
+        clock,
+    )
     return res.create_resource(store, team_id, KIND, doc)
 
 
@@ -70,11 +84,23 @@ def set_source_enabled(*, team_id: str, source_id: str, enabled: bool, store: Re
         if conn["source_id"] != doc["id"]:
             continue
         if not enabled and not conn.get("disabled_at"):
-            res.change_resource(store, team_id, res.CONNECTION, conn["id"],
-                                lambda c: {**c, "disabled_at": doc["disabled_at"], "disabled_by": "source"}, clock)
+            res.change_resource(
+                store,
+                team_id,
+                res.CONNECTION,
+                conn["id"],
+                lambda c: {**c, "disabled_at": doc["disabled_at"], "disabled_by": "source"},
+                clock,
+            )
         elif enabled and conn.get("disabled_by") == "source":
-            res.change_resource(store, team_id, res.CONNECTION, conn["id"],
-                                lambda c: {**c, "disabled_at": None, "disabled_by": None}, clock)
+            res.change_resource(
+                store,
+                team_id,
+                res.CONNECTION,
+                conn["id"],
+                lambda c: {**c, "disabled_at": None, "disabled_by": None},
+                clock,
+            )
     return doc
 
 

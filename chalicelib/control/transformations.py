@@ -18,15 +18,25 @@ def _hash(code: str) -> str:
 
 
 def present_transformation(doc: Doc) -> Doc:
-    return {k: doc.get(k) for k in ("id", "team_id", "name", "code", "env", "code_hash", "created_at",
-                                   "updated_at", "deleted_at")}
+    return {
+        k: doc.get(k)
+        for k in ("id", "team_id", "name", "code", "env", "code_hash", "created_at", "updated_at", "deleted_at")
+    }
 
 
 def create_transformation(*, team_id: str, body: TransformationCreate, store: ResourceStore, clock: Clock) -> Doc:
-    doc = res.stamp_new({
-        "id": new_id(Prefix.TRANSFORMATION), "team_id": team_id, "name": body.name, "code": body.code,
-        "env": body.env or {}, "code_hash": _hash(body.code), "deleted_at": None,
-    }, clock)
+    doc = res.stamp_new(
+        {
+            "id": new_id(Prefix.TRANSFORMATION),
+            "team_id": team_id,
+            "name": body.name,
+            "code": body.code,
+            "env": body.env or {},
+            "code_hash": _hash(body.code),
+            "deleted_at": None,
+        },
+        clock,
+    )
     return res.create_resource(store, team_id, KIND, doc)
 
 
@@ -42,26 +52,34 @@ def _apply(doc: Doc, body: TransformationUpdate) -> Doc:
     return doc
 
 
-def update_transformation(*, team_id: str, transformation_id: str, body: TransformationUpdate,
-                          store: ResourceStore, clock: Clock) -> Doc:
+def update_transformation(
+    *, team_id: str, transformation_id: str, body: TransformationUpdate, store: ResourceStore, clock: Clock
+) -> Doc:
     return res.change_resource(store, team_id, KIND, transformation_id, lambda d: _apply(d, body), clock)
 
 
-def upsert_transformation(*, team_id: str, body: TransformationCreate, store: ResourceStore,
-                          clock: Clock) -> tuple[Doc, bool]:
+def upsert_transformation(
+    *, team_id: str, body: TransformationCreate, store: ResourceStore, clock: Clock
+) -> tuple[Doc, bool]:
     existing = store.get_by_unique(team_id, KIND.name, body.name)
     if existing is None:
         return create_transformation(team_id=team_id, body=body, store=store, clock=clock), True
     update = TransformationUpdate.model_validate(body.model_dump(exclude_unset=True))
-    return update_transformation(team_id=team_id, transformation_id=existing["id"], body=update, store=store,
-                                 clock=clock), False
+    return update_transformation(
+        team_id=team_id, transformation_id=existing["id"], body=update, store=store, clock=clock
+    ), False
 
 
 def delete_transformation(*, team_id: str, transformation_id: str, store: ResourceStore) -> Doc:
     doc = res.get_resource(store, team_id, KIND, transformation_id)
-    users = [f"{c['name']} ({c['id']})" for c in store.list(team_id, res.CONNECTION.name)
-             if any(r.get("transformation_id") == doc["id"] for r in c.get("rules", []))]
+    users = [
+        f"{c['name']} ({c['id']})"
+        for c in store.list(team_id, res.CONNECTION.name)
+        if any(r.get("transformation_id") == doc["id"] for r in c.get("rules", []))
+    ]
     if users:
-        raise InUseError(f"Transformation {doc['name']} is used by connection(s) {', '.join(users[:5])}; "
-                         "remove it from their rules first")
+        raise InUseError(
+            f"Transformation {doc['name']} is used by connection(s) {', '.join(users[:5])}; "
+            "remove it from their rules first"
+        )
     return res.delete_resource(store, team_id, KIND, doc["id"])

@@ -28,8 +28,20 @@ HeaderName = Annotated[str, StringConstraints(min_length=1, max_length=256, patt
 
 # Fields a client may send back unchanged from a GET; they are ignored on input.
 READ_ONLY_FIELDS = frozenset(
-    {"id", "team_id", "url", "created_at", "updated_at", "disabled_at", "paused_at", "full_name", "code_hash",
-     "deleted_at", "source", "destination"}
+    {
+        "id",
+        "team_id",
+        "url",
+        "created_at",
+        "updated_at",
+        "disabled_at",
+        "paused_at",
+        "full_name",
+        "code_hash",
+        "deleted_at",
+        "source",
+        "destination",
+    }
 )
 
 
@@ -107,9 +119,9 @@ class SourceConfig(Strict):
         return value
 
 
-
-def check_auth(auth_type: str | None, auth: dict[str, Any] | None, models: dict[str, type[Strict]], *,
-               prefix: str) -> dict[str, Any] | None:
+def check_auth(
+    auth_type: str | None, auth: dict[str, Any] | None, models: dict[str, type[Strict]], *, prefix: str
+) -> dict[str, Any] | None:
     """Validate `auth` against its type's model; return it with defaults filled in (the stored form).
 
     Done outside the config models so the error can name the field under the caller's prefix
@@ -119,8 +131,9 @@ def check_auth(auth_type: str | None, auth: dict[str, Any] | None, models: dict[
 
     if auth_type is None:
         if auth:
-            raise ValidationError(f"{prefix}.auth_type: is required when {prefix}.auth is given",
-                                  field=f"{prefix}.auth_type")
+            raise ValidationError(
+                f"{prefix}.auth_type: is required when {prefix}.auth is given", field=f"{prefix}.auth_type"
+            )
         return None
     if auth is None:
         raise ValidationError(f"{prefix}.auth: is required for auth_type {auth_type}", field=f"{prefix}.auth")
@@ -200,7 +213,6 @@ class DestinationConfig(Strict):
         return value
 
 
-
 DestinationType = Literal["HTTP", "MOCK_API"]
 
 
@@ -235,7 +247,10 @@ class Destination(BaseModel):
 MAX_CODE_BYTES = 5 * 1024 * 1024
 
 EnvMap = Annotated[
-    dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Annotated[str, StringConstraints(max_length=65536)]],
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=256)],
+        Annotated[str, StringConstraints(max_length=65536)],
+    ],
     Field(max_length=100, description="Visible to the code as process.env."),
 ]
 
@@ -281,7 +296,9 @@ class ConnectionCreate(Body):
     description: Description | None = None
     source_id: str | None = None
     destination_id: str | None = None
-    source: dict[str, Any] | None = Field(None, description="{id} of an existing source, or a source to upsert by name.")
+    source: dict[str, Any] | None = Field(
+        None, description="{id} of an existing source, or a source to upsert by name."
+    )
     destination: dict[str, Any] | None = Field(None, description="{id} of a destination, or one to upsert by name.")
     rules: list[Any] | None = None
 

@@ -36,8 +36,9 @@ def decode_cursor(cursor: str, *, expect: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def paginate(items: Sequence[dict[str, Any]], *, order_by: str, direction: str, limit: int,
-             cursor: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def paginate(
+    items: Sequence[dict[str, Any]], *, order_by: str, direction: str, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sort by (order_by, id), then cut one page after (or, for a `prev` cursor, before) the cursor."""
     desc = direction == "desc"
     ordered = sorted(items, key=lambda doc: (str(doc.get(order_by) or ""), doc["id"]), reverse=desc)

@@ -101,9 +101,12 @@ class Call:
         direction = (self.query.get("dir") or "desc").lower()
         if direction not in ("asc", "desc"):
             raise InvalidParameterError(f"dir must be asc or desc, not {direction!r:.40}")
-        return ListQuery(order_by=order_by, direction=direction,
-                         limit=parse_limit(self.query.get("limit"), default_limit, max_limit),
-                         cursor=self.query.get("cursor") or self.query.get("next") or self.query.get("prev") or None)
+        return ListQuery(
+            order_by=order_by,
+            direction=direction,
+            limit=parse_limit(self.query.get("limit"), default_limit, max_limit),
+            cursor=self.query.get("cursor") or self.query.get("next") or self.query.get("prev") or None,
+        )
 
 
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:
@@ -121,8 +124,11 @@ class Reply:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body=json.dumps(body, separators=(",", ":"), default=str), status_code=status,
-                    headers={"Content-Type": "application/json", **(headers or {})})
+    return Response(
+        body=json.dumps(body, separators=(",", ":"), default=str),
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def error_response(exc: FastHookError) -> Response:
@@ -171,14 +177,37 @@ class Api:
             bp.route(path, methods=list(methods), cors=False, content_types=["*/*"])(make_view(bp))
         return bp
 
-    def route(self, path: str, methods: list[str], *, summary: str,
-              body: type[pydantic.BaseModel] | None = None, body_required: bool = True,
-              response: dict[str, Any] | type[pydantic.BaseModel] | None = None, status: int = 200,
-              public: bool = False, params: tuple[Param, ...] = (), list_response: bool = False,
-              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def route(
+        self,
+        path: str,
+        methods: list[str],
+        *,
+        summary: str,
+        body: type[pydantic.BaseModel] | None = None,
+        body_required: bool = True,
+        response: dict[str, Any] | type[pydantic.BaseModel] | None = None,
+        status: int = 200,
+        public: bool = False,
+        params: tuple[Param, ...] = (),
+        list_response: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-            ROUTES.append(RouteSpec(path, tuple(methods), summary, self.tag, handler.__name__, body, body_required,
-                                    response, status, public, params, list_response))
+            ROUTES.append(
+                RouteSpec(
+                    path,
+                    tuple(methods),
+                    summary,
+                    self.tag,
+                    handler.__name__,
+                    body,
+                    body_required,
+                    response,
+                    status,
+                    public,
+                    params,
+                    list_response,
+                )
+            )
 
             def make_view(bp: Blueprint) -> Callable[..., Response]:
                 @functools.wraps(handler)
@@ -192,16 +221,22 @@ class Api:
                     deps = wiring.container()
                     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
                     query = dict(request.query_params or {})
-                    multi = ({k: request.query_params.getlist(k) for k in request.query_params}
-                             if request.query_params else {})
+                    multi = (
+                        {k: request.query_params.getlist(k) for k in request.query_params}
+                        if request.query_params
+                        else {}
+                    )
                     principal = None
                     if not public:
                         principal = authenticate(
                             authorization=headers.get("authorization"),
                             requested_team=headers.get("x-team-id") or query.get("team_id") or None,
-                            accounts=deps.accounts, clock=deps.clock)
-                    call = Call(principal, _parse_body(request.raw_body, body, body_required), query, multi,
-                                headers, deps)
+                            accounts=deps.accounts,
+                            clock=deps.clock,
+                        )
+                    call = Call(
+                        principal, _parse_body(request.raw_body, body, body_required), query, multi, headers, deps
+                    )
                     result = handler(call, **uri_params)
                 except FastHookError as exc:
                     if exc.status_code >= 500:

@@ -14,48 +14,82 @@ api = Api("connections", "Connections")
 def present(call: Call, docs: list[Doc]) -> list[Doc]:
     sources, destinations = uc.load_connection_parts(call.deps.resources, call.team_id, docs)
     url, include = call.deps.settings.ingest_url, call.include_auth()
-    return [uc.present_connection(d, source=sources[d["source_id"]], destination=destinations[d["destination_id"]],
-                                  ingest_url=url, include_auth=include)
-            for d in docs if d["source_id"] in sources and d["destination_id"] in destinations]
+    return [
+        uc.present_connection(
+            d,
+            source=sources[d["source_id"]],
+            destination=destinations[d["destination_id"]],
+            ingest_url=url,
+            include_auth=include,
+        )
+        for d in docs
+        if d["source_id"] in sources and d["destination_id"] in destinations
+    ]
 
 
 def _filter(call: Call):  # type: ignore[no-untyped-def]
     source_id, destination_id = call.query.get("source_id"), call.query.get("destination_id")
     disabled, paused = call.flag("disabled"), call.flag("paused")
-    return lambda doc: ((source_id is None or doc["source_id"] == source_id)
-                        and (destination_id is None or doc["destination_id"] == destination_id)
-                        and (disabled is None or bool(doc.get("disabled_at")) == disabled)
-                        and (paused is None or bool(doc.get("paused_at")) == paused))
+    return lambda doc: (
+        (source_id is None or doc["source_id"] == source_id)
+        and (destination_id is None or doc["destination_id"] == destination_id)
+        and (disabled is None or bool(doc.get("disabled_at")) == disabled)
+        and (paused is None or bool(doc.get("paused_at")) == paused)
+    )
 
 
-register_crud(api, CrudSpec(
-    path="/connections", plural="connections", kind=uc.KIND, create_model=ConnectionCreate,
-    update_model=ConnectionUpdate, upsert_model=ConnectionUpsert, response_model=Connection, present=present,
-    has_auth=True, create=uc.create_connection, upsert=uc.upsert_connection,
-    update=lambda resource_id, **kw: uc.update_connection(connection_id=resource_id, **kw),
-    delete=lambda resource_id, **kw: uc.delete_connection(connection_id=resource_id, **kw),
-    set_enabled=lambda resource_id, **kw: uc.set_connection_enabled(connection_id=resource_id, **kw),
-    list_filter=_filter,
-    extra_list_params=(Param("source_id", "Only connections from this source"),
-                       Param("destination_id", "Only connections to this destination"),
-                       Param("disabled", "true: only disabled; false: only enabled", {"type": "boolean"}),
-                       Param("paused", "true: only paused; false: only running", {"type": "boolean"})),
-))
+register_crud(
+    api,
+    CrudSpec(
+        path="/connections",
+        plural="connections",
+        kind=uc.KIND,
+        create_model=ConnectionCreate,
+        update_model=ConnectionUpdate,
+        upsert_model=ConnectionUpsert,
+        response_model=Connection,
+        present=present,
+        has_auth=True,
+        create=uc.create_connection,
+        upsert=uc.upsert_connection,
+        update=lambda resource_id, **kw: uc.update_connection(connection_id=resource_id, **kw),
+        delete=lambda resource_id, **kw: uc.delete_connection(connection_id=resource_id, **kw),
+        set_enabled=lambda resource_id, **kw: uc.set_connection_enabled(connection_id=resource_id, **kw),
+        list_filter=_filter,
+        extra_list_params=(
+            Param("source_id", "Only connections from this source"),
+            Param("destination_id", "Only connections to this destination"),
+            Param("disabled", "true: only disabled; false: only enabled", {"type": "boolean"}),
+            Param("paused", "true: only paused; false: only running", {"type": "boolean"}),
+        ),
+    ),
+)
 
 
 def _pause(call: Call, resource_id: str, paused: bool) -> Doc:
-    doc = uc.set_connection_paused(team_id=call.team_id, connection_id=resource_id, paused=paused,
-                                   store=call.deps.resources, clock=call.deps.clock)
+    doc = uc.set_connection_paused(
+        team_id=call.team_id, connection_id=resource_id, paused=paused, store=call.deps.resources, clock=call.deps.clock
+    )
     return present(call, [doc])[0]
 
 
-@api.route("/connections/{resource_id}/pause", ["PUT", "POST"], summary="Pause a connection (new events are held)",
-           response=Connection, params=(INCLUDE,))
+@api.route(
+    "/connections/{resource_id}/pause",
+    ["PUT", "POST"],
+    summary="Pause a connection (new events are held)",
+    response=Connection,
+    params=(INCLUDE,),
+)
 def pause_connection(call: Call, resource_id: str) -> Doc:
     return _pause(call, resource_id, True)
 
 
-@api.route("/connections/{resource_id}/unpause", ["PUT", "POST"], summary="Unpause a connection",
-           response=Connection, params=(INCLUDE,))
+@api.route(
+    "/connections/{resource_id}/unpause",
+    ["PUT", "POST"],
+    summary="Unpause a connection",
+    response=Connection,
+    params=(INCLUDE,),
+)
 def unpause_connection(call: Call, resource_id: str) -> Doc:
     return _pause(call, resource_id, False)

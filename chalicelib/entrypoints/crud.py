@@ -84,33 +84,52 @@ def register_crud(api: Api, spec: CrudSpec) -> None:
         docs, pagination = res.list_resources(call.deps.resources, call.team_id, spec.kind, query, keep)
         return list_envelope(spec.present(call, docs), pagination)
 
-    api.route(spec.path, ["GET"], summary=f"List {plural}", response=spec.response_model, list_response=True,
-              params=LIST_PARAMS + spec.extra_list_params + include)(_named(f"list_{plural}", list_all))
+    api.route(
+        spec.path,
+        ["GET"],
+        summary=f"List {plural}",
+        response=spec.response_model,
+        list_response=True,
+        params=LIST_PARAMS + spec.extra_list_params + include,
+    )(_named(f"list_{plural}", list_all))
 
     def get_one(call: Call, resource_id: str) -> Doc:
         return one(call, res.get_resource(call.deps.resources, call.team_id, spec.kind, resource_id))
 
-    api.route(id_path, ["GET"], summary=f"Retrieve a {label}", response=spec.response_model,
-              params=include)(_named(f"get_{label}", get_one))
+    api.route(id_path, ["GET"], summary=f"Retrieve a {label}", response=spec.response_model, params=include)(
+        _named(f"get_{label}", get_one)
+    )
 
     def create(call: Call) -> Reply:
         return Reply(one(call, writing(call, lambda: spec.create(body=call.body, **deps(call)))), 201)
 
-    api.route(spec.path, ["POST"], summary=f"Create a {label}", body=spec.create_model,
-              response=spec.response_model, status=201)(_named(f"create_{label}", create))
+    api.route(
+        spec.path,
+        ["POST"],
+        summary=f"Create a {label}",
+        body=spec.create_model,
+        response=spec.response_model,
+        status=201,
+    )(_named(f"create_{label}", create))
 
     def upsert(call: Call) -> Reply:
         doc, created = writing(call, lambda: spec.upsert(body=call.body, **deps(call)))
         return Reply(one(call, doc), 201 if created else 200)
 
-    api.route(spec.path, ["PUT"], summary=f"Create or update a {label} by name", body=spec.upsert_model,
-              response=spec.response_model)(_named(f"upsert_{label}", upsert))
+    api.route(
+        spec.path,
+        ["PUT"],
+        summary=f"Create or update a {label} by name",
+        body=spec.upsert_model,
+        response=spec.response_model,
+    )(_named(f"upsert_{label}", upsert))
 
     def update(call: Call, resource_id: str) -> Doc:
         return one(call, writing(call, lambda: spec.update(resource_id=resource_id, body=call.body, **deps(call))))
 
-    api.route(id_path, ["PUT", "PATCH"], summary=f"Update a {label}", body=spec.update_model,
-              response=spec.response_model)(_named(f"update_{label}", update))
+    api.route(
+        id_path, ["PUT", "PATCH"], summary=f"Update a {label}", body=spec.update_model, response=spec.response_model
+    )(_named(f"update_{label}", update))
 
     if spec.set_enabled is not None:
         set_enabled = spec.set_enabled
@@ -121,15 +140,20 @@ def register_crud(api: Api, spec: CrudSpec) -> None:
         def disable(call: Call, resource_id: str) -> Doc:
             return one(call, set_enabled(resource_id=resource_id, enabled=False, **deps(call)))
 
-        api.route(f"{id_path}/enable", ["PUT", "POST"], summary=f"Enable a {label}",
-                  response=spec.response_model)(_named(f"enable_{label}", enable))
-        api.route(f"{id_path}/disable", ["PUT", "POST"], summary=f"Disable a {label}",
-                  response=spec.response_model)(_named(f"disable_{label}", disable))
+        api.route(f"{id_path}/enable", ["PUT", "POST"], summary=f"Enable a {label}", response=spec.response_model)(
+            _named(f"enable_{label}", enable)
+        )
+        api.route(f"{id_path}/disable", ["PUT", "POST"], summary=f"Disable a {label}", response=spec.response_model)(
+            _named(f"disable_{label}", disable)
+        )
 
     def delete(call: Call, resource_id: str) -> dict[str, str]:
         doc = spec.delete(resource_id=resource_id, team_id=call.team_id, store=call.deps.resources)
         return {"id": doc["id"]}
 
-    api.route(id_path, ["DELETE"], summary=f"Delete a {label}",
-              response={"type": "object", "properties": {"id": {"type": "string"}}})(
-        _named(f"delete_{label}", delete))
+    api.route(
+        id_path,
+        ["DELETE"],
+        summary=f"Delete a {label}",
+        response={"type": "object", "properties": {"id": {"type": "string"}}},
+    )(_named(f"delete_{label}", delete))

@@ -7,7 +7,12 @@ from chalicelib.entrypoints.api import Api, Call
 api = Api("health", "Health")
 
 
-@api.route("/health", ["GET"], summary="Liveness check", public=True,
-           response={"type": "object", "properties": {"status": {"type": "string"}}})
+@api.route(
+    "/health",
+    ["GET"],
+    summary="Liveness check",
+    public=True,
+    response={"type": "object", "properties": {"status": {"type": "string"}}},
+)
 def health(call: Call) -> dict[str, str]:
     return {"status": "ok"}

@@ -66,20 +66,34 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     401: ("Unauthorized", "No bearer token, or one that is not a valid API key or live session token."),
     403: ("Forbidden", "The caller is not a member of the requested team, or may not do this."),
     404: ("NotFound", "No such resource in this team; a malformed id or one of another team is also a 404."),
-    409: ("Conflict", "The name is taken (code RESOURCE_ALREADY_EXISTS, data = the existing resource), the "
-                      "resource changed meanwhile (CONCURRENT_UPDATE) or it is still in use (RESOURCE_IN_USE)."),
+    409: (
+        "Conflict",
+        "The name is taken (code RESOURCE_ALREADY_EXISTS, data = the existing resource), the "
+        "resource changed meanwhile (CONCURRENT_UPDATE) or it is still in use (RESOURCE_IN_USE).",
+    ),
     422: ("ValidationFailed", "The body breaks the resource's rules; `field` names the offending field."),
 }
 TEAM_PARAMS: tuple[dict[str, Any], ...] = (
-    {"name": "x-team-id", "in": "header", "required": False, "schema": {"type": "string"},
-     "description": "Team to act on; defaults to team_id, then the caller's default team."},
-    {"name": "team_id", "in": "query", "required": False, "schema": {"type": "string"},
-     "description": "Team to act on when x-team-id is absent."},
+    {
+        "name": "x-team-id",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Team to act on; defaults to team_id, then the caller's default team.",
+    },
+    {
+        "name": "team_id",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Team to act on when x-team-id is absent.",
+    },
 )
 
 
-def _schemas_of_models(routes: list[RouteSpec]) -> tuple[dict[tuple[type[pydantic.BaseModel], str], Any],
-                                                         dict[str, Any]]:
+def _schemas_of_models(
+    routes: list[RouteSpec],
+) -> tuple[dict[tuple[type[pydantic.BaseModel], str], Any], dict[str, Any]]:
     """Bodies in validation mode, responses in serialization mode, all in one pass.
 
     One pass lets pydantic name every model once and disambiguate two models that share a class name
@@ -137,12 +151,18 @@ def _error_statuses(route: RouteSpec, method: str, path_params: list[str]) -> li
     return statuses
 
 
-def _operation(route: RouteSpec, method: str, operation_id: str,
-               refs: dict[tuple[type[pydantic.BaseModel], str], Any]) -> dict[str, Any]:
+def _operation(
+    route: RouteSpec, method: str, operation_id: str, refs: dict[tuple[type[pydantic.BaseModel], str], Any]
+) -> dict[str, Any]:
     path_params = _PATH_PARAM.findall(route.path)
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"},
-         "description": f"The {name.replace('_', ' ')}."}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": f"The {name.replace('_', ' ')}.",
+        }
         for name in path_params
     ]
     parameters += [
@@ -157,8 +177,10 @@ def _operation(route: RouteSpec, method: str, operation_id: str,
     if parameters:
         op["parameters"] = parameters
     if route.body is not None:
-        op["requestBody"] = {"required": route.body_required,
-                             "content": {"application/json": {"schema": refs[(route.body, "validation")]}}}
+        op["requestBody"] = {
+            "required": route.body_required,
+            "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
+        }
 
     success: dict[str, Any] = {"description": _SUCCESS.get(route.status, "Success")}
     schema = _response_schema(route, refs)
@@ -208,13 +230,18 @@ def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
         "components": {
             "schemas": {**model_schemas, **own},
             "responses": {
-                name: {"description": text, "content": {"application/json": {"schema": {"$ref": REF.format(
-                    model="Error")}}}}
+                name: {
+                    "description": text,
+                    "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
+                }
                 for name, text in ERROR_RESPONSES.values()
             },
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "A project API key (fhp_...) or a session token from /auth/.../login."},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A project API key (fhp_...) or a session token from /auth/.../login.",
+                },
             },
         },
     }
@@ -231,8 +258,12 @@ def _document_text() -> str:
     return json.dumps(document(), separators=(",", ":"))
 
 
-@api.route("/openapi.json", ["GET"], summary="This API's OpenAPI 3.1 document", public=True,
-           response={"type": "object", "required": ["openapi", "info", "paths"],
-                     "description": "An OpenAPI 3.1 document."})
+@api.route(
+    "/openapi.json",
+    ["GET"],
+    summary="This API's OpenAPI 3.1 document",
+    public=True,
+    response={"type": "object", "required": ["openapi", "info", "paths"], "description": "An OpenAPI 3.1 document."},
+)
 def openapi_document(call: Call) -> Response:
     return Response(body=_document_text(), status_code=200, headers={"Content-Type": "application/json"})

@@ -10,10 +10,19 @@ from chalicelib.entrypoints.api import Api, Call
 
 api = Api("project_secrets", "Project secrets")
 
-_SECRET = {"type": "object", "properties": {"value": {"type": "string"}, "masked_value": {"type": "string"},
-                                            "last_rotated_at": {"type": "string"}}}
-SECRETS = {"type": "object", "required": ["team_id", "api_key", "signing_secret"],
-           "properties": {"team_id": {"type": "string"}, "api_key": _SECRET, "signing_secret": _SECRET}}
+_SECRET = {
+    "type": "object",
+    "properties": {
+        "value": {"type": "string"},
+        "masked_value": {"type": "string"},
+        "last_rotated_at": {"type": "string"},
+    },
+}
+SECRETS = {
+    "type": "object",
+    "required": ["team_id", "api_key", "signing_secret"],
+    "properties": {"team_id": {"type": "string"}, "api_key": _SECRET, "signing_secret": _SECRET},
+}
 
 
 @api.route("/project-secrets", ["GET"], summary="Get project secrets (created on first read)", response=SECRETS)
@@ -23,13 +32,24 @@ def get_secrets(call: Call) -> dict[str, Any]:
 
 @api.route("/project-secrets", ["PUT"], summary="Set one or both secrets", body=SecretsUpdate, response=SECRETS)
 def put_secrets(call: Call) -> dict[str, Any]:
-    return secrets.update_project_secrets(team_id=call.team_id, api_key=call.body.api_key,
-                                          signing_secret=call.body.signing_secret, accounts=call.deps.accounts,
-                                          clock=call.deps.clock)
+    return secrets.update_project_secrets(
+        team_id=call.team_id,
+        api_key=call.body.api_key,
+        signing_secret=call.body.signing_secret,
+        accounts=call.deps.accounts,
+        clock=call.deps.clock,
+    )
 
 
-@api.route("/project-secrets/rotate", ["POST"], summary="Rotate both secrets, or those named in rotate",
-           body=SecretsRotate, body_required=False, response=SECRETS)
+@api.route(
+    "/project-secrets/rotate",
+    ["POST"],
+    summary="Rotate both secrets, or those named in rotate",
+    body=SecretsRotate,
+    body_required=False,
+    response=SECRETS,
+)
 def rotate_secrets(call: Call) -> dict[str, Any]:
-    return secrets.rotate_project_secrets(team_id=call.team_id, names=call.body.rotate,
-                                          accounts=call.deps.accounts, clock=call.deps.clock)
+    return secrets.rotate_project_secrets(
+        team_id=call.team_id, names=call.body.rotate, accounts=call.deps.accounts, clock=call.deps.clock
+    )

@@ -21,13 +21,24 @@ def _disabled_filter(call: Call):  # type: ignore[no-untyped-def]
     return lambda doc: disabled is None or bool(doc.get("disabled_at")) == disabled
 
 
-register_crud(api, CrudSpec(
-    path="/sources", plural="sources", kind=uc.KIND, create_model=SourceCreate, update_model=SourceUpdate,
-    upsert_model=SourceCreate, response_model=Source, present=present, has_auth=True,
-    create=uc.create_source, upsert=uc.upsert_source,
-    update=lambda resource_id, **kw: uc.update_source(source_id=resource_id, **kw),
-    delete=lambda resource_id, **kw: uc.delete_source(source_id=resource_id, **kw),
-    set_enabled=lambda resource_id, **kw: uc.set_source_enabled(source_id=resource_id, **kw),
-    list_filter=_disabled_filter,
-    extra_list_params=(Param("disabled", "true: only disabled; false: only enabled", {"type": "boolean"}),),
-))
+register_crud(
+    api,
+    CrudSpec(
+        path="/sources",
+        plural="sources",
+        kind=uc.KIND,
+        create_model=SourceCreate,
+        update_model=SourceUpdate,
+        upsert_model=SourceCreate,
+        response_model=Source,
+        present=present,
+        has_auth=True,
+        create=uc.create_source,
+        upsert=uc.upsert_source,
+        update=lambda resource_id, **kw: uc.update_source(source_id=resource_id, **kw),
+        delete=lambda resource_id, **kw: uc.delete_source(source_id=resource_id, **kw),
+        set_enabled=lambda resource_id, **kw: uc.set_source_enabled(source_id=resource_id, **kw),
+        list_filter=_disabled_filter,
+        extra_list_params=(Param("disabled", "true: only disabled; false: only enabled", {"type": "boolean"}),),
+    ),
+)

@@ -15,10 +15,20 @@ def present(call: Call, docs: list[Doc]) -> list[Doc]:
     return [uc.present_transformation(d) for d in docs]
 
 
-register_crud(api, CrudSpec(
-    path="/transformations", plural="transformations", kind=uc.KIND, create_model=TransformationCreate,
-    update_model=TransformationUpdate, upsert_model=TransformationCreate, response_model=Transformation,
-    present=present, create=uc.create_transformation, upsert=uc.upsert_transformation,
-    update=lambda resource_id, **kw: uc.update_transformation(transformation_id=resource_id, **kw),
-    delete=lambda resource_id, **kw: uc.delete_transformation(transformation_id=resource_id, **kw),
-))
+register_crud(
+    api,
+    CrudSpec(
+        path="/transformations",
+        plural="transformations",
+        kind=uc.KIND,
+        create_model=TransformationCreate,
+        update_model=TransformationUpdate,
+        upsert_model=TransformationCreate,
+        response_model=Transformation,
+        present=present,
+        create=uc.create_transformation,
+        upsert=uc.upsert_transformation,
+        update=lambda resource_id, **kw: uc.update_transformation(transformation_id=resource_id, **kw),
+        delete=lambda resource_id, **kw: uc.delete_transformation(transformation_id=resource_id, **kw),
+    ),
+)

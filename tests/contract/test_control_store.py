@@ -11,8 +11,7 @@ TEAM, OTHER_TEAM = new_id(Prefix.TEAM), new_id(Prefix.TEAM)
 
 
 def a_source(name: str = "stripe", **extra):
-    return {"id": new_id(Prefix.SOURCE), "team_id": TEAM, "name": name, "version": 1, "config": {"n": 1.5},
-            **extra}
+    return {"id": new_id(Prefix.SOURCE), "team_id": TEAM, "name": name, "version": 1, "config": {"n": 1.5}, **extra}
 
 
 def test_a_created_resource_reads_back_by_id_by_name_and_in_the_list(store):
@@ -71,8 +70,7 @@ def test_replace_succeeds_only_from_the_version_it_read(store):
     # Then
     assert store.get(TEAM, "source", doc["id"]) == updated
     with pytest.raises(ConcurrentUpdateError):
-        store.replace(TEAM, "source", {**doc, "version": 2}, expected_version=1, old_unique="stripe",
-                      unique="stripe")
+        store.replace(TEAM, "source", {**doc, "version": 2}, expected_version=1, old_unique="stripe", unique="stripe")
 
 
 def test_a_rename_moves_the_name_claim_and_frees_the_old_name(store):
@@ -80,8 +78,14 @@ def test_a_rename_moves_the_name_claim_and_frees_the_old_name(store):
     doc = a_source()
     store.create(TEAM, "source", doc, unique="stripe")
     # When
-    store.replace(TEAM, "source", {**doc, "name": "billing", "version": 2}, expected_version=1,
-                  old_unique="stripe", unique="billing")
+    store.replace(
+        TEAM,
+        "source",
+        {**doc, "name": "billing", "version": 2},
+        expected_version=1,
+        old_unique="stripe",
+        unique="billing",
+    )
     # Then
     assert store.get_by_unique(TEAM, "source", "billing")["name"] == "billing"
     assert store.get_by_unique(TEAM, "source", "stripe") is None
@@ -95,8 +99,14 @@ def test_a_rename_onto_a_taken_name_is_refused_and_changes_nothing(store):
     store.create(TEAM, "source", second, unique="github")
     # When
     with pytest.raises(AlreadyExistsError):
-        store.replace(TEAM, "source", {**second, "name": "stripe", "version": 2}, expected_version=1,
-                      old_unique="github", unique="stripe")
+        store.replace(
+            TEAM,
+            "source",
+            {**second, "name": "stripe", "version": 2},
+            expected_version=1,
+            old_unique="github",
+            unique="stripe",
+        )
     # Then
     assert store.get(TEAM, "source", second["id"]) == second
     assert store.get_by_unique(TEAM, "source", "github") == second
@@ -107,8 +117,10 @@ def test_delete_removes_the_resource_its_name_and_its_reference_once(store):
     doc = a_source()
     store.create(TEAM, "source", doc, unique="stripe")
     # When
-    first, second = store.delete(TEAM, "source", doc["id"], unique="stripe"), store.delete(
-        TEAM, "source", doc["id"], unique="stripe")
+    first, second = (
+        store.delete(TEAM, "source", doc["id"], unique="stripe"),
+        store.delete(TEAM, "source", doc["id"], unique="stripe"),
+    )
     # Then
     assert (first, second) == (True, False)
     assert store.get(TEAM, "source", doc["id"]) is None
@@ -144,11 +156,11 @@ def test_sessions_are_stored_read_and_deleted_by_token_hash(store):
 
 def test_saving_secrets_moves_the_api_key_lookup_to_the_new_key(store):
     # Given
-    store.save_secrets(TEAM, {"version": 1, "api_key": "k1"}, expected_version=None, old_key_hash=None,
-                       new_key_hash="h1")
+    store.save_secrets(
+        TEAM, {"version": 1, "api_key": "k1"}, expected_version=None, old_key_hash=None, new_key_hash="h1"
+    )
     # When
-    store.save_secrets(TEAM, {"version": 2, "api_key": "k2"}, expected_version=1, old_key_hash="h1",
-                       new_key_hash="h2")
+    store.save_secrets(TEAM, {"version": 2, "api_key": "k2"}, expected_version=1, old_key_hash="h1", new_key_hash="h2")
     # Then
     assert store.team_for_api_key("h1") is None
     assert store.team_for_api_key("h2") == TEAM

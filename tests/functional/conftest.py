@@ -21,8 +21,9 @@ class Api:
     def as_(self, token: str | None, prefix: str | None = None) -> Api:
         return Api(self.client, token, self.prefix if prefix is None else prefix)
 
-    def call(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
-             raw: str | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None, raw: str | None = None
+    ) -> tuple[int, Any]:
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if self.token:
             all_headers.setdefault("Authorization", f"Bearer {self.token}")

@@ -61,12 +61,15 @@ def test_a_profile_update_changes_the_name(api, method):
     assert api.get("/auth/me")[1]["user"]["name"] == "Grace Hopper"
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 121}, "name"),
-    ({"name": 42}, "name"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 121}, "name"),
+        ({"name": 42}, "name"),
+    ],
+)
 def test_a_profile_update_without_a_valid_name_is_rejected_naming_name(api, payload, field):
     # When
     status, body = api.patch("/auth/me", payload)
@@ -106,13 +109,16 @@ def test_logout_kills_the_token_and_only_that_token(anon):
     assert anon.as_(second).get("/auth/me")[0] == 200
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer "},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "Bearer fht_not-a-session"},
-    {"Authorization": "Bearer fhp_not-a-key"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer fht_not-a-session"},
+        {"Authorization": "Bearer fhp_not-a-key"},
+    ],
+)
 def test_missing_or_bad_tokens_are_401_with_a_json_error(anon, headers):
     # When
     status, body = anon.get("/sources", headers=headers)
@@ -192,8 +198,9 @@ def google(anon, google_key):
     """FastHook configured for Google login, with Google's keys served from 127.0.0.1."""
     with serve_certs(google_key) as certs:
         container = wiring.container()
-        container.overrides["identity"] = GoogleIdTokenVerifier(CLIENT_ID, certs.url, http_timeout_s=2.0,
-                                                                clock=lambda: container.clock.now().timestamp())
+        container.overrides["identity"] = GoogleIdTokenVerifier(
+            CLIENT_ID, certs.url, http_timeout_s=2.0, clock=lambda: container.clock.now().timestamp()
+        )
         container.__dict__.pop("identity", None)
         yield anon
 
@@ -225,12 +232,15 @@ def test_a_second_google_login_finds_the_same_user_and_team(google, google_key, 
     assert second["token"] != first["token"]
 
 
-@pytest.mark.parametrize("change", [
-    {"aud": "someone-elses-client"},
-    {"iss": "https://accounts.example.com"},
-    {"exp": 1},
-    {"email_verified": False},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"aud": "someone-elses-client"},
+        {"iss": "https://accounts.example.com"},
+        {"exp": 1},
+        {"email_verified": False},
+    ],
+)
 def test_a_google_credential_that_fails_verification_is_401(google, google_key, clock, change):
     # Given
     credential = sign(google_key, clock.now().timestamp(), **change)

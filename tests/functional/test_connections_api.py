@@ -26,8 +26,13 @@ UNKNOWN_SOURCE = "src_01HZZZZZZZZZZZZZZZZZZZZZZZ"
 UNKNOWN_DESTINATION = "des_01HZZZZZZZZZZZZZZZZZZZZZZZ"
 UNKNOWN_TRANSFORMATION = "trs_01HZZZZZZZZZZZZZZZZZZZZZZZ"
 CODE = "addHandler('transform', (request, context) => request);"
-RETRY = {"type": "retry", "strategy": "exponential", "count": 5, "interval": 60000,
-         "response_status_codes": ["500-599", "!501", ">=400"]}
+RETRY = {
+    "type": "retry",
+    "strategy": "exponential",
+    "count": 5,
+    "interval": 60000,
+    "response_status_codes": ["500-599", "!501", ">=400"],
+}
 
 
 @dataclass
@@ -37,8 +42,12 @@ class World:
     destination: dict[str, Any]
 
     def body(self, **fields: Any) -> dict[str, Any]:
-        return {"name": unique_name("conn"), "source_id": self.source["id"],
-                "destination_id": self.destination["id"], **fields}
+        return {
+            "name": unique_name("conn"),
+            "source_id": self.source["id"],
+            "destination_id": self.destination["id"],
+            **fields,
+        }
 
 
 @pytest.fixture(scope="class")
@@ -65,8 +74,15 @@ def test_a_connection_links_a_source_and_a_destination_by_id(api):
     source = make_source(api, "shop")
     destination = make_destination(api, "warehouse", url=URL)
     # When
-    status, body = api.post("/connections", {"name": "orders", "description": "shop orders",
-                                             "source_id": source["id"], "destination_id": destination["id"]})
+    status, body = api.post(
+        "/connections",
+        {
+            "name": "orders",
+            "description": "shop orders",
+            "source_id": source["id"],
+            "destination_id": destination["id"],
+        },
+    )
     # Then
     assert status == 201, body
     assert body["id"].startswith("web_")
@@ -85,8 +101,9 @@ def test_source_and_destination_objects_with_an_id_link_existing_ones(api):
     source = make_source(api)
     destination = make_destination(api)
     # When
-    status, body = api.post("/connections", {"name": "by-object", "source": {"id": source["id"]},
-                                             "destination": {"id": destination["id"]}})
+    status, body = api.post(
+        "/connections", {"name": "by-object", "source": {"id": source["id"]}, "destination": {"id": destination["id"]}}
+    )
     # Then
     assert status == 201, body
     assert body["source"]["id"] == source["id"]
@@ -98,11 +115,17 @@ def test_inline_source_and_destination_are_created_and_reused_by_name(api):
     inline_source = {"name": "github", "config": {"allowed_http_methods": ["POST"]}}
     inline_destination = {"name": "ci", "config": {"url": URL}}
     # When
-    first_status, first = api.post("/connections", {"name": "pushes", "source": inline_source,
-                                                    "destination": inline_destination})
-    second_status, second = api.post("/connections", {"name": "pulls", "source": inline_source,
-                                                      "destination": {"name": "review", "type": "MOCK_API",
-                                                                      "config": {"path": "/review"}}})
+    first_status, first = api.post(
+        "/connections", {"name": "pushes", "source": inline_source, "destination": inline_destination}
+    )
+    second_status, second = api.post(
+        "/connections",
+        {
+            "name": "pulls",
+            "source": inline_source,
+            "destination": {"name": "review", "type": "MOCK_API", "config": {"path": "/review"}},
+        },
+    )
     # Then
     assert (first_status, second_status) == (201, 201), (first, second)
     assert first["source"]["id"].startswith("src_")
@@ -126,22 +149,27 @@ def test_a_connection_on_a_disabled_source_starts_disabled(api):
 
 
 class TestRejectedConnections:
-    @pytest.mark.parametrize(("change", "field"), [
-        ({"source_id": None}, "source_id"),
-        ({"destination_id": None}, "destination_id"),
-        ({"source_id": UNKNOWN_SOURCE}, "source_id"),
-        ({"source_id": "src_nope"}, "source_id"),
-        ({"source_id": UNKNOWN_DESTINATION}, "source_id"),
-        ({"source_id": None, "source": {"id": UNKNOWN_SOURCE}}, "source_id"),
-        ({"destination_id": UNKNOWN_DESTINATION}, "destination_id"),
-        ({"destination_id": None, "destination": {"id": UNKNOWN_DESTINATION}}, "destination_id"),
-        ({"destination_id": None, "destination": {"name": "no-config"}}, "destination.config"),
-        ({"destination_id": None, "destination": {"name": "bad-url", "config": {"url": "nope"}}},
-         "destination.config.url"),
-        ({"source_id": None, "source": {"name": "bad name"}}, "source.name"),
-        ({"name": None}, "name"),
-        ({"colour": "red"}, "colour"),
-    ])
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"source_id": None}, "source_id"),
+            ({"destination_id": None}, "destination_id"),
+            ({"source_id": UNKNOWN_SOURCE}, "source_id"),
+            ({"source_id": "src_nope"}, "source_id"),
+            ({"source_id": UNKNOWN_DESTINATION}, "source_id"),
+            ({"source_id": None, "source": {"id": UNKNOWN_SOURCE}}, "source_id"),
+            ({"destination_id": UNKNOWN_DESTINATION}, "destination_id"),
+            ({"destination_id": None, "destination": {"id": UNKNOWN_DESTINATION}}, "destination_id"),
+            ({"destination_id": None, "destination": {"name": "no-config"}}, "destination.config"),
+            (
+                {"destination_id": None, "destination": {"name": "bad-url", "config": {"url": "nope"}}},
+                "destination.config.url",
+            ),
+            ({"source_id": None, "source": {"name": "bad name"}}, "source.name"),
+            ({"name": None}, "name"),
+            ({"colour": "red"}, "colour"),
+        ],
+    )
     def test_a_connection_without_a_valid_source_destination_or_name_is_422_naming_it(self, world, change, field):
         # Given
         body = {k: v for k, v in {**world.body(), **change}.items() if v is not None}
@@ -153,34 +181,41 @@ class TestRejectedConnections:
         if "name" in body:
             assert world.api.get(f"/connections?name={body['name']}")[1]["models"] == []
 
-    @pytest.mark.parametrize(("rules", "field"), [
-        ([{"type": "delay", "delay": 86_400_001}], "rules[0].delay"),
-        ([{"type": "delay", "delay": -1}], "rules[0].delay"),
-        ([{"type": "delay", "delay": "soon"}], "rules[0].delay"),
-        ([{"type": "deduplicate", "window": 999}], "rules[0].window"),
-        ([{"type": "deduplicate", "window": 3_600_001}], "rules[0].window"),
-        ([{"type": "deduplicate", "window": 5000, "include_fields": ["id"]}], "rules[0].include_fields[0]"),
-        ([{"type": "deduplicate", "window": 5000, "include_fields": ["body.id"], "exclude_fields": ["body.x"]}],
-         "rules[0].exclude_fields"),
-        ([{**RETRY, "count": 51}], "rules[0].count"),
-        ([{**RETRY, "strategy": "random"}], "rules[0].strategy"),
-        ([{**RETRY, "interval": 999}], "rules[0].interval"),
-        ([{**RETRY, "response_status_codes": ["5xx"]}], "rules[0].response_status_codes[0]"),
-        ([{"type": "filter", "body": {"amount": {"$regex": "^1"}}}], "rules[0].body"),
-        ([{"type": "filter"}], "rules[0]"),
-        ([{"type": "teleport"}], "rules[0].type"),
-        ([{"delay": 10}], "rules[0].type"),
-        (["delay"], "rules[0]"),
-        ({"type": "delay", "delay": 10}, "rules"),
-        ([{"type": "delay", "delay": 1}, {"type": "delay", "delay": 2}], "rules[1]"),
-        ([{"type": "transform"}], "rules[0].transformation_id"),
-        ([{"type": "transform", "transformation_id": "trs_nope"}], "rules[0].transformation_id"),
-        ([{"type": "transform", "transformation_id": UNKNOWN_TRANSFORMATION}], "rules[0].transformation_id"),
-        ([{"type": "transform", "transformation": {"name": "t", "code": CODE, "env": {"N": 1}}}],
-         "rules[0].transformation.env.N"),
-        ([{"type": "transform", "transformation": {"name": "t"}}], "rules[0].transformation.code"),
-        ([{"type": "delay", "delay": 10}, {"type": "delay", "delay": 10, "extra": 1}], "rules[1].extra"),
-    ])
+    @pytest.mark.parametrize(
+        ("rules", "field"),
+        [
+            ([{"type": "delay", "delay": 86_400_001}], "rules[0].delay"),
+            ([{"type": "delay", "delay": -1}], "rules[0].delay"),
+            ([{"type": "delay", "delay": "soon"}], "rules[0].delay"),
+            ([{"type": "deduplicate", "window": 999}], "rules[0].window"),
+            ([{"type": "deduplicate", "window": 3_600_001}], "rules[0].window"),
+            ([{"type": "deduplicate", "window": 5000, "include_fields": ["id"]}], "rules[0].include_fields[0]"),
+            (
+                [{"type": "deduplicate", "window": 5000, "include_fields": ["body.id"], "exclude_fields": ["body.x"]}],
+                "rules[0].exclude_fields",
+            ),
+            ([{**RETRY, "count": 51}], "rules[0].count"),
+            ([{**RETRY, "strategy": "random"}], "rules[0].strategy"),
+            ([{**RETRY, "interval": 999}], "rules[0].interval"),
+            ([{**RETRY, "response_status_codes": ["5xx"]}], "rules[0].response_status_codes[0]"),
+            ([{"type": "filter", "body": {"amount": {"$regex": "^1"}}}], "rules[0].body"),
+            ([{"type": "filter"}], "rules[0]"),
+            ([{"type": "teleport"}], "rules[0].type"),
+            ([{"delay": 10}], "rules[0].type"),
+            (["delay"], "rules[0]"),
+            ({"type": "delay", "delay": 10}, "rules"),
+            ([{"type": "delay", "delay": 1}, {"type": "delay", "delay": 2}], "rules[1]"),
+            ([{"type": "transform"}], "rules[0].transformation_id"),
+            ([{"type": "transform", "transformation_id": "trs_nope"}], "rules[0].transformation_id"),
+            ([{"type": "transform", "transformation_id": UNKNOWN_TRANSFORMATION}], "rules[0].transformation_id"),
+            (
+                [{"type": "transform", "transformation": {"name": "t", "code": CODE, "env": {"N": 1}}}],
+                "rules[0].transformation.env.N",
+            ),
+            ([{"type": "transform", "transformation": {"name": "t"}}], "rules[0].transformation.code"),
+            ([{"type": "delay", "delay": 10}, {"type": "delay", "delay": 10, "extra": 1}], "rules[1].extra"),
+        ],
+    )
     def test_an_invalid_rule_is_422_naming_the_field(self, world, rules, field):
         # Given
         body = world.body(rules=rules)
@@ -202,8 +237,12 @@ class TestRejectedConnections:
 
     def test_a_rejected_connection_creates_no_inline_source_or_transformation(self, world):
         # Given
-        body = {"name": "never", "source": {"name": "orphan-src"}, "destination_id": UNKNOWN_DESTINATION,
-                "rules": [{"type": "transform", "transformation": {"name": "orphan-trs", "code": CODE}}]}
+        body = {
+            "name": "never",
+            "source": {"name": "orphan-src"},
+            "destination_id": UNKNOWN_DESTINATION,
+            "rules": [{"type": "transform", "transformation": {"name": "orphan-trs", "code": CODE}}],
+        }
         # When
         status, _ = world.api.post("/connections", body)
         # Then
@@ -221,15 +260,23 @@ class TestRejectedConnections:
     def test_every_route_on_an_unknown_connection_id_is_404_json(self, world):
         # When
         path = f"/connections/{UNKNOWN_CONNECTION}"
-        answers = [world.api.patch(path, {"description": "x"}), world.api.put(path, {"description": "x"}),
-                   world.api.put(f"{path}/pause"), world.api.put(f"{path}/unpause"),
-                   world.api.post(f"{path}/disable"), world.api.put(f"{path}/enable"), world.api.delete(path)]
+        answers = [
+            world.api.patch(path, {"description": "x"}),
+            world.api.put(path, {"description": "x"}),
+            world.api.put(f"{path}/pause"),
+            world.api.put(f"{path}/unpause"),
+            world.api.post(f"{path}/disable"),
+            world.api.put(f"{path}/enable"),
+            world.api.delete(path),
+        ]
         # Then
         for status, body in answers:
             assert_error(status, body, 404, "not_found")
 
-    @pytest.mark.parametrize("query", ["limit=256", "limit=0", "order_by=source", "dir=sideways", "cursor=%%%",
-                                       "paused=perhaps", "disabled=2"])
+    @pytest.mark.parametrize(
+        "query",
+        ["limit=256", "limit=0", "order_by=source", "dir=sideways", "cursor=%%%", "paused=perhaps", "disabled=2"],
+    )
     def test_bad_list_parameters_are_400(self, world, query):
         # When
         status, body = world.api.get(f"/connections?{query}")
@@ -249,9 +296,15 @@ def test_rules_are_stored_in_normalised_order(api):
     dedupe = {"type": "deduplicate", "window": 60000, "include_fields": ["body.id"]}
     delay = {"type": "delay", "delay": 5000}
     # When
-    status, body = api.post("/connections", {
-        "name": "ordered", "source_id": make_source(api)["id"], "destination_id": make_destination(api)["id"],
-        "rules": [RETRY, delay, first_filter, dedupe, transform, second_filter]})
+    status, body = api.post(
+        "/connections",
+        {
+            "name": "ordered",
+            "source_id": make_source(api)["id"],
+            "destination_id": make_destination(api)["id"],
+            "rules": [RETRY, delay, first_filter, dedupe, transform, second_filter],
+        },
+    )
     # Then
     assert status == 201, body
     assert body["rules"] == [first_filter, transform, second_filter, dedupe, delay, RETRY]
@@ -259,16 +312,23 @@ def test_rules_are_stored_in_normalised_order(api):
 
 
 class TestAcceptedRules:
-    @pytest.mark.parametrize("rule", [
-        {"type": "delay", "delay": 0},
-        {"type": "delay", "delay": 86_400_000},
-        {"type": "deduplicate", "window": 1000},
-        {"type": "deduplicate", "window": 3_600_000, "exclude_fields": ["headers.date", "body.sent_at"]},
-        {"type": "retry", "strategy": "linear", "count": 50, "interval": 1000},
-        {"type": "retry", "strategy": "linear", "count": 0, "interval": 1000},
-        {"type": "filter", "body": {"$or": [{"amount": {"$gte": 100}}, {"vip": True}]},
-         "query": {"test": {"$exist": False}}, "path": {"$endsWith": "/orders"}},
-    ])
+    @pytest.mark.parametrize(
+        "rule",
+        [
+            {"type": "delay", "delay": 0},
+            {"type": "delay", "delay": 86_400_000},
+            {"type": "deduplicate", "window": 1000},
+            {"type": "deduplicate", "window": 3_600_000, "exclude_fields": ["headers.date", "body.sent_at"]},
+            {"type": "retry", "strategy": "linear", "count": 50, "interval": 1000},
+            {"type": "retry", "strategy": "linear", "count": 0, "interval": 1000},
+            {
+                "type": "filter",
+                "body": {"$or": [{"amount": {"$gte": 100}}, {"vip": True}]},
+                "query": {"test": {"$exist": False}},
+                "path": {"$endsWith": "/orders"},
+            },
+        ],
+    )
     def test_rules_at_their_bounds_are_accepted_as_given(self, world, rule):
         # When
         status, body = world.api.post("/connections", world.body(rules=[rule]))
@@ -282,9 +342,15 @@ def test_an_inline_transformation_is_created_and_linked_by_id(api, rule_type):
     # Given
     inline = {"name": "add-tag", "code": CODE, "env": {"TAG": "blue"}}
     # When
-    status, body = api.post("/connections", {
-        "name": "tagged", "source_id": make_source(api)["id"], "destination_id": make_destination(api)["id"],
-        "rules": [{"type": rule_type, "transformation": inline}]})
+    status, body = api.post(
+        "/connections",
+        {
+            "name": "tagged",
+            "source_id": make_source(api)["id"],
+            "destination_id": make_destination(api)["id"],
+            "rules": [{"type": rule_type, "transformation": inline}],
+        },
+    )
     # Then
     assert status == 201, body
     [rule] = body["rules"]
@@ -300,8 +366,9 @@ def test_an_inline_transformation_with_a_known_name_updates_that_transformation(
     # Given
     existing = make_transformation(api, "shared-code", code="old")
     # When
-    connection = make_connection(api, rules=[{"type": "transform",
-                                              "transformation": {"name": "shared-code", "code": CODE}}])
+    connection = make_connection(
+        api, rules=[{"type": "transform", "transformation": {"name": "shared-code", "code": CODE}}]
+    )
     # Then
     assert connection["rules"] == [{"type": "transform", "transformation_id": existing["id"]}]
     assert api.get(f"/transformations/{existing['id']}")[1]["code"] == CODE
@@ -324,8 +391,9 @@ def test_a_second_connection_with_the_same_name_on_the_same_source_is_409(api):
     source = make_source(api)
     existing = make_connection(api, "orders", source=source)
     # When
-    status, body = api.post("/connections", {"name": "orders", "source_id": source["id"],
-                                             "destination_id": make_destination(api)["id"]})
+    status, body = api.post(
+        "/connections", {"name": "orders", "source_id": source["id"], "destination_id": make_destination(api)["id"]}
+    )
     # Then
     assert_error(status, body, 409, "conflict")
     assert body["code"] == "RESOURCE_ALREADY_EXISTS"
@@ -338,8 +406,10 @@ def test_the_duplicate_409_carries_the_existing_connection_as_get_shows_it(api):
     # Given
     existing = make_connection(api, "orders")
     # When
-    status, body = api.post("/connections", {"name": "orders", "source_id": existing["source"]["id"],
-                                             "destination_id": existing["destination"]["id"]})
+    status, body = api.post(
+        "/connections",
+        {"name": "orders", "source_id": existing["source"]["id"], "destination_id": existing["destination"]["id"]},
+    )
     # Then
     assert status == 409
     assert body["data"] == api.get(f"/connections/{existing['id']}")[1]
@@ -362,8 +432,9 @@ def test_put_connections_upserts_by_source_and_name(api):
     body = {"name": "upserted", "source_id": source["id"], "destination_id": destination["id"]}
     # When
     first_status, first = api.put("/connections", body)
-    second_status, second = api.put("/connections", {**body, "description": "second",
-                                                     "rules": [{"type": "delay", "delay": 1000}]})
+    second_status, second = api.put(
+        "/connections", {**body, "description": "second", "rules": [{"type": "delay", "delay": 1000}]}
+    )
     # Then
     assert first_status == 201, first
     assert second_status == 200, second
@@ -377,9 +448,15 @@ def test_put_connections_with_an_id_updates_that_connection(api):
     # Given
     existing = make_connection(api, "before")
     # When
-    status, body = api.put("/connections", {"id": existing["id"], "name": "after",
-                                            "source_id": existing["source"]["id"],
-                                            "destination_id": existing["destination"]["id"]})
+    status, body = api.put(
+        "/connections",
+        {
+            "id": existing["id"],
+            "name": "after",
+            "source_id": existing["source"]["id"],
+            "destination_id": existing["destination"]["id"],
+        },
+    )
     # Then
     assert status == 200, body
     assert body["id"] == existing["id"]
@@ -396,8 +473,9 @@ def test_an_update_replaces_the_rules_and_keeps_the_rest(api, method, clock):
     existing = make_connection(api, "steady", description="kept", rules=[{"type": "delay", "delay": 1000}])
     clock.advance(seconds=2)
     # When
-    status, body = getattr(api, method)(f"/connections/{existing['id']}", {"rules": [RETRY, {
-        "type": "filter", "body": {"ok": True}}]})
+    status, body = getattr(api, method)(
+        f"/connections/{existing['id']}", {"rules": [RETRY, {"type": "filter", "body": {"ok": True}}]}
+    )
     # Then
     assert status == 200, body
     assert body["rules"] == [{"type": "filter", "body": {"ok": True}}, RETRY]
@@ -545,9 +623,12 @@ def test_a_deleted_connection_is_gone_and_its_ends_remain(api):
 def test_deleting_a_source_or_destination_deletes_its_connections(api, end):
     # Given
     source, destination = make_source(api), make_destination(api)
-    doomed = [make_connection(api, source=source, destination=destination),
-              make_connection(api, source=source if end == "source" else None,
-                              destination=destination if end == "destination" else None)]
+    doomed = [
+        make_connection(api, source=source, destination=destination),
+        make_connection(
+            api, source=source if end == "source" else None, destination=destination if end == "destination" else None
+        ),
+    ]
     survivor = make_connection(api)
     path = f"/{end}s/{(source if end == 'source' else destination)['id']}"
     # When
@@ -607,8 +688,9 @@ def test_a_page_of_connections_walks_with_next_and_prev(api):
 def test_nested_secrets_show_only_with_include_config_auth(api):
     # Given
     source = make_source(api, config={"auth_type": "API_KEY", "auth": {"header_key": "x-key", "api_key": "in-key"}})
-    destination = make_destination(api, config={"url": URL, "auth_type": "BEARER_TOKEN",
-                                                "auth": {"token": "out-token"}})
+    destination = make_destination(
+        api, config={"url": URL, "auth_type": "BEARER_TOKEN", "auth": {"token": "out-token"}}
+    )
     connection = make_connection(api, source=source, destination=destination)
     # Then
     for shown in (connection, api.get(f"/connections/{connection['id']}")[1], api.get("/connections")[1]["models"][0]):
@@ -616,8 +698,10 @@ def test_nested_secrets_show_only_with_include_config_auth(api):
         assert "auth" not in shown["destination"]["config"]
         assert shown["source"]["config"]["auth_type"] == "API_KEY"
         assert shown["destination"]["config"]["auth_type"] == "BEARER_TOKEN"
-    for shown in (api.get(f"/connections/{connection['id']}?include=config.auth")[1],
-                  api.get("/connections?include=config.auth")[1]["models"][0]):
+    for shown in (
+        api.get(f"/connections/{connection['id']}?include=config.auth")[1],
+        api.get("/connections?include=config.auth")[1]["models"][0],
+    ):
         assert shown["source"]["config"]["auth"]["api_key"] == "in-key"
         assert shown["destination"]["config"]["auth"] == {"token": "out-token"}
 

@@ -37,8 +37,7 @@ def names(body: dict) -> list[str]:
 
 def test_an_http_destination_is_created_with_its_url_and_defaults(api):
     # When
-    status, body = api.post("/destinations", {"name": "orders-api", "description": "orders",
-                                              "config": {"url": URL}})
+    status, body = api.post("/destinations", {"name": "orders-api", "description": "orders", "config": {"url": URL}})
     # Then
     assert status == 201
     assert body["id"].startswith("des_")
@@ -65,8 +64,9 @@ class TestAcceptedDestinationConfigs:
     @pytest.mark.parametrize("timeout", [1, 60])
     def test_http_timeout_accepts_one_to_sixty_seconds(self, shared, timeout):
         # When
-        status, body = shared.post("/destinations", {"name": unique_name("timed"),
-                                                     "config": {"url": URL, "http_timeout": timeout}})
+        status, body = shared.post(
+            "/destinations", {"name": unique_name("timed"), "config": {"url": URL, "http_timeout": timeout}}
+        )
         # Then
         assert status == 201, body
         assert body["config"]["http_timeout"] == timeout
@@ -74,8 +74,10 @@ class TestAcceptedDestinationConfigs:
     @pytest.mark.parametrize("period", ["second", "minute", "hour", "concurrent"])
     def test_every_rate_limit_period_is_accepted(self, shared, period):
         # When
-        status, body = shared.post("/destinations", {"name": unique_name("limited"), "config": {
-            "url": URL, "rate_limit": 5, "rate_limit_period": period}})
+        status, body = shared.post(
+            "/destinations",
+            {"name": unique_name("limited"), "config": {"url": URL, "rate_limit": 5, "rate_limit_period": period}},
+        )
         # Then
         assert status == 201, body
         assert body["config"]["rate_limit"] == 5
@@ -83,25 +85,34 @@ class TestAcceptedDestinationConfigs:
 
     def test_http_method_and_path_forwarding_options_are_kept(self, shared):
         # When
-        status, body = shared.post("/destinations", {"name": unique_name("opts"), "config": {
-            "url": URL, "http_method": "PUT", "path_forwarding_disabled": True}})
+        status, body = shared.post(
+            "/destinations",
+            {
+                "name": unique_name("opts"),
+                "config": {"url": URL, "http_method": "PUT", "path_forwarding_disabled": True},
+            },
+        )
         # Then
         assert status == 201, body
         assert body["config"]["http_method"] == "PUT"
         assert body["config"]["path_forwarding_disabled"] is True
 
-    @pytest.mark.parametrize(("auth_type", "auth"), [
-        ("BEARER_TOKEN", {"token": "tok-secret"}),
-        ("BASIC_AUTH", {"username": "user", "password": "pw-secret"}),
-        ("API_KEY", {"key": "x-api-key", "api_key": "key-secret", "to": "header"}),
-        ("API_KEY", {"key": "api_key", "api_key": "key-secret", "to": "query"}),
-    ])
+    @pytest.mark.parametrize(
+        ("auth_type", "auth"),
+        [
+            ("BEARER_TOKEN", {"token": "tok-secret"}),
+            ("BASIC_AUTH", {"username": "user", "password": "pw-secret"}),
+            ("API_KEY", {"key": "x-api-key", "api_key": "key-secret", "to": "header"}),
+            ("API_KEY", {"key": "api_key", "api_key": "key-secret", "to": "query"}),
+        ],
+    )
     def test_destination_secrets_are_hidden_unless_include_config_auth(self, shared, auth_type, auth):
         # Given
         name = unique_name("secured")
         # When
-        status, created = shared.post("/destinations", {"name": name, "config": {
-            "url": URL, "auth_type": auth_type, "auth": auth}})
+        status, created = shared.post(
+            "/destinations", {"name": name, "config": {"url": URL, "auth_type": auth_type, "auth": auth}}
+        )
         # Then
         assert status == 201, created
         assert created["config"]["auth_type"] == auth_type
@@ -114,8 +125,9 @@ class TestAcceptedDestinationConfigs:
 
     def test_a_create_with_include_config_auth_shows_the_secret_it_stored(self, shared):
         # When
-        status, body = shared.post("/destinations?include=config.auth",
-                                   {"name": unique_name("shown"), "config": {"url": URL, **BEARER}})
+        status, body = shared.post(
+            "/destinations?include=config.auth", {"name": unique_name("shown"), "config": {"url": URL, **BEARER}}
+        )
         # Then
         assert status == 201
         assert body["config"]["auth"] == {"token": "tok-secret"}
@@ -130,32 +142,43 @@ class TestRejectedDestinationRequests:
         assert body["field"] == "config"
         assert "config" in body["message"]
 
-    @pytest.mark.parametrize(("payload", "field"), [
-        ({"config": {}}, "config.url"),
-        ({"type": "HTTP", "config": {"path": "/x"}}, "config.url"),
-        ({"type": "MOCK_API", "config": {}}, "config.path"),
-        ({"type": "MOCK_API", "config": {"url": URL}}, "config.path"),
-        ({"type": "MOCK_API", "config": {"path": "no-leading-slash"}}, "config.path"),
-        ({"config": {"url": "ftp://receiver.example.test/in"}}, "config.url"),
-        ({"config": {"url": "not a url"}}, "config.url"),
-        ({"config": {"url": "http://"}}, "config.url"),
-        ({"config": {"url": 42}}, "config.url"),
-        ({"config": {"url": URL, "http_timeout": 0}}, "config.http_timeout"),
-        ({"config": {"url": URL, "http_timeout": 61}}, "config.http_timeout"),
-        ({"config": {"url": URL, "http_timeout": "soon"}}, "config.http_timeout"),
-        ({"config": {"url": URL, "rate_limit": 0, "rate_limit_period": "second"}}, "config.rate_limit"),
-        ({"config": {"url": URL, "rate_limit": 5, "rate_limit_period": "day"}}, "config.rate_limit_period"),
-        ({"config": {"url": URL, "http_method": "TRACE"}}, "config.http_method"),
-        ({"config": {"url": URL, "auth_type": "OAUTH"}}, "config.auth_type"),
-        ({"config": {"url": URL, "auth_type": "BEARER_TOKEN", "auth": {}}}, "config.auth.token"),
-        ({"config": {"url": URL, "auth_type": "BASIC_AUTH", "auth": {"username": "u"}}}, "config.auth.password"),
-        ({"config": {"url": URL, "auth_type": "API_KEY", "auth": {"key": "x-key", "api_key": "k", "to": "body"}}},
-         "config.auth.to"),
-        ({"config": {"url": URL, "color": "blue"}}, "config.color"),
-        ({"config": "https://receiver.example.test"}, "config"),
-        ({"type": "SMTP", "config": {"url": URL}}, "type"),
-        ({"name": "has spaces", "config": {"url": URL}}, "name"),
-    ])
+    @pytest.mark.parametrize(
+        ("payload", "field"),
+        [
+            ({"config": {}}, "config.url"),
+            ({"type": "HTTP", "config": {"path": "/x"}}, "config.url"),
+            ({"type": "MOCK_API", "config": {}}, "config.path"),
+            ({"type": "MOCK_API", "config": {"url": URL}}, "config.path"),
+            ({"type": "MOCK_API", "config": {"path": "no-leading-slash"}}, "config.path"),
+            ({"config": {"url": "ftp://receiver.example.test/in"}}, "config.url"),
+            ({"config": {"url": "not a url"}}, "config.url"),
+            ({"config": {"url": "http://"}}, "config.url"),
+            ({"config": {"url": 42}}, "config.url"),
+            ({"config": {"url": URL, "http_timeout": 0}}, "config.http_timeout"),
+            ({"config": {"url": URL, "http_timeout": 61}}, "config.http_timeout"),
+            ({"config": {"url": URL, "http_timeout": "soon"}}, "config.http_timeout"),
+            ({"config": {"url": URL, "rate_limit": 0, "rate_limit_period": "second"}}, "config.rate_limit"),
+            ({"config": {"url": URL, "rate_limit": 5, "rate_limit_period": "day"}}, "config.rate_limit_period"),
+            ({"config": {"url": URL, "http_method": "TRACE"}}, "config.http_method"),
+            ({"config": {"url": URL, "auth_type": "OAUTH"}}, "config.auth_type"),
+            ({"config": {"url": URL, "auth_type": "BEARER_TOKEN", "auth": {}}}, "config.auth.token"),
+            ({"config": {"url": URL, "auth_type": "BASIC_AUTH", "auth": {"username": "u"}}}, "config.auth.password"),
+            (
+                {
+                    "config": {
+                        "url": URL,
+                        "auth_type": "API_KEY",
+                        "auth": {"key": "x-key", "api_key": "k", "to": "body"},
+                    }
+                },
+                "config.auth.to",
+            ),
+            ({"config": {"url": URL, "color": "blue"}}, "config.color"),
+            ({"config": "https://receiver.example.test"}, "config"),
+            ({"type": "SMTP", "config": {"url": URL}}, "type"),
+            ({"name": "has spaces", "config": {"url": URL}}, "name"),
+        ],
+    )
     def test_an_invalid_destination_is_422_naming_the_field(self, shared, payload, field):
         # When
         status, body = shared.post("/destinations", {"name": "rejected", **payload})
@@ -164,10 +187,13 @@ class TestRejectedDestinationRequests:
         assert body["field"] == field
         assert shared.get("/destinations?name=rejected")[1]["models"] == []
 
-    @pytest.mark.parametrize("config", [
-        {"url": URL, "rate_limit": 10},
-        {"url": URL, "rate_limit_period": "minute"},
-    ])
+    @pytest.mark.parametrize(
+        "config",
+        [
+            {"url": URL, "rate_limit": 10},
+            {"url": URL, "rate_limit_period": "minute"},
+        ],
+    )
     def test_a_rate_limit_needs_both_rate_limit_and_its_period(self, shared, config):
         # When
         status, body = shared.post("/destinations", {"name": "half-limited", "config": config})
@@ -176,10 +202,13 @@ class TestRejectedDestinationRequests:
         assert body["field"].startswith("config")
         assert "rate_limit" in body["message"]
 
-    @pytest.mark.parametrize("config", [
-        {"url": URL, "auth_type": "BEARER_TOKEN"},
-        {"url": URL, "auth": {"token": "t"}},
-    ])
+    @pytest.mark.parametrize(
+        "config",
+        [
+            {"url": URL, "auth_type": "BEARER_TOKEN"},
+            {"url": URL, "auth": {"token": "t"}},
+        ],
+    )
     def test_auth_type_and_auth_go_together(self, shared, config):
         # When
         status, body = shared.post("/destinations", {"name": "half-auth", "config": config})
@@ -194,13 +223,16 @@ class TestRejectedDestinationRequests:
         assert_error(status, body, 422, "validation_error")
         assert body["field"] == "config"
 
-    @pytest.mark.parametrize("bad_id", [
-        "nonsense",
-        "des_",
-        "des_not-a-valid-id",
-        "src_01HZZZZZZZZZZZZZZZZZZZZZZZ",
-        UNKNOWN_ID,
-    ])
+    @pytest.mark.parametrize(
+        "bad_id",
+        [
+            "nonsense",
+            "des_",
+            "des_not-a-valid-id",
+            "src_01HZZZZZZZZZZZZZZZZZZZZZZZ",
+            UNKNOWN_ID,
+        ],
+    )
     def test_a_malformed_foreign_or_unknown_destination_id_is_404_json(self, shared, bad_id):
         # When
         status, body = shared.get(f"/destinations/{bad_id}")
@@ -209,22 +241,35 @@ class TestRejectedDestinationRequests:
 
     def test_every_route_on_an_unknown_destination_id_is_404_json(self, shared):
         # When
-        answers = [shared.patch(f"/destinations/{UNKNOWN_ID}", {"description": "x"}),
-                   shared.put(f"/destinations/{UNKNOWN_ID}", {"description": "x"}),
-                   shared.put(f"/destinations/{UNKNOWN_ID}/disable"),
-                   shared.post(f"/destinations/{UNKNOWN_ID}/enable"),
-                   shared.delete(f"/destinations/{UNKNOWN_ID}"),
-                   shared.delete("/destinations/web_01HZZZZZZZZZZZZZZZZZZZZZZZ")]
+        answers = [
+            shared.patch(f"/destinations/{UNKNOWN_ID}", {"description": "x"}),
+            shared.put(f"/destinations/{UNKNOWN_ID}", {"description": "x"}),
+            shared.put(f"/destinations/{UNKNOWN_ID}/disable"),
+            shared.post(f"/destinations/{UNKNOWN_ID}/enable"),
+            shared.delete(f"/destinations/{UNKNOWN_ID}"),
+            shared.delete("/destinations/web_01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+        ]
         # Then
         for status, body in answers:
             assert_error(status, body, 404, "not_found")
 
-    @pytest.mark.parametrize(("query", "named"), [
-        ("limit=256", "limit"), ("limit=0", "limit"), ("limit=-1", "limit"), ("limit=ten", "limit"),
-        ("limit=1.5", "limit"), ("order_by=color", "order_by"), ("order_by=id", "order_by"), ("dir=up", "dir"),
-        ("cursor=garbage!!", "cursor"), ("cursor=eyJmb28iOiAxfQ", "cursor"), ("next=bm90LWpzb24", "cursor"),
-        ("disabled=maybe", "disabled"),
-    ])
+    @pytest.mark.parametrize(
+        ("query", "named"),
+        [
+            ("limit=256", "limit"),
+            ("limit=0", "limit"),
+            ("limit=-1", "limit"),
+            ("limit=ten", "limit"),
+            ("limit=1.5", "limit"),
+            ("order_by=color", "order_by"),
+            ("order_by=id", "order_by"),
+            ("dir=up", "dir"),
+            ("cursor=garbage!!", "cursor"),
+            ("cursor=eyJmb28iOiAxfQ", "cursor"),
+            ("next=bm90LWpzb24", "cursor"),
+            ("disabled=maybe", "disabled"),
+        ],
+    )
     def test_bad_list_parameters_are_400_naming_the_parameter(self, shared, query, named):
         # When
         status, body = shared.get(f"/destinations?{query}")
@@ -277,8 +322,9 @@ def test_the_duplicate_409_does_not_leak_the_existing_destinations_secrets(api):
 def test_put_destinations_upserts_by_name(api):
     # When
     first_status, first = api.put("/destinations", {"name": "upserted", "config": {"url": URL}})
-    second_status, second = api.put("/destinations", {"name": "upserted",
-                                                      "config": {"url": "https://v2.example.test/in"}})
+    second_status, second = api.put(
+        "/destinations", {"name": "upserted", "config": {"url": "https://v2.example.test/in"}}
+    )
     # Then
     assert first_status == 201
     assert second_status == 200
@@ -293,12 +339,14 @@ def test_put_destinations_upserts_by_name(api):
 @pytest.mark.parametrize("method", ["patch", "put"])
 def test_an_update_merges_config_key_by_key(api, method, clock):
     # Given
-    created = make_destination(api, "merge", config={"url": URL, **BEARER, "rate_limit": 3,
-                                                     "rate_limit_period": "second"})
+    created = make_destination(
+        api, "merge", config={"url": URL, **BEARER, "rate_limit": 3, "rate_limit_period": "second"}
+    )
     clock.advance(seconds=5)
     # When
-    status, body = getattr(api, method)(f"/destinations/{created['id']}?include=config.auth",
-                                        {"config": {"http_timeout": 10}})
+    status, body = getattr(api, method)(
+        f"/destinations/{created['id']}?include=config.auth", {"config": {"http_timeout": 10}}
+    )
     # Then
     assert status == 200, body
     assert body["config"]["http_timeout"] == 10
@@ -349,11 +397,13 @@ def test_an_update_can_switch_to_mock_api_when_it_gives_a_path(api):
 def test_invalid_updates_are_422_naming_the_field_and_change_nothing(api):
     # Given
     created = make_destination(api, "steady", url=URL)
-    cases = [({"config": {"http_timeout": 0}}, "config.http_timeout"),
-             ({"config": {"url": "nope"}}, "config.url"),
-             ({"config": {"rate_limit": 5}}, "config.rate_limit_period"),
-             ({"type": "MOCK_API"}, "config.path"),
-             ({"name": "has spaces"}, "name")]
+    cases = [
+        ({"config": {"http_timeout": 0}}, "config.http_timeout"),
+        ({"config": {"url": "nope"}}, "config.url"),
+        ({"config": {"rate_limit": 5}}, "config.rate_limit_period"),
+        ({"type": "MOCK_API"}, "config.path"),
+        ({"name": "has spaces"}, "name"),
+    ]
     for payload, field in cases:
         # When
         status, body = api.patch(f"/destinations/{created['id']}", payload)
@@ -449,8 +499,7 @@ def test_the_list_envelope_has_models_pagination_and_count(api):
     # Then
     assert status == 200
     assert body["count"] == 1 and names(body) == ["only"]
-    assert body["pagination"] == {"order_by": "created_at", "dir": "desc", "limit": 100, "next": None,
-                                  "prev": None}
+    assert body["pagination"] == {"order_by": "created_at", "dir": "desc", "limit": 100, "next": None, "prev": None}
 
 
 @pytest.fixture(scope="class")
@@ -466,18 +515,20 @@ def three_destinations():
 
 
 class TestListOrder:
-    @pytest.mark.parametrize(("query", "expected"), [
-        ("order_by=name&dir=asc", ["alpha", "bravo", "charlie"]),
-        ("order_by=name&dir=desc", ["charlie", "bravo", "alpha"]),
-        ("order_by=created_at&dir=asc", ["bravo", "charlie", "alpha"]),
-        ("order_by=created_at&dir=desc", ["alpha", "charlie", "bravo"]),
-        ("", ["alpha", "charlie", "bravo"]),
-        ("order_by=updated_at&dir=asc", ["charlie", "alpha", "bravo"]),
-        ("order_by=updated_at&dir=desc", ["bravo", "alpha", "charlie"]),
-        ("order_by=name&dir=ASC", ["alpha", "bravo", "charlie"]),
-    ])
-    def test_lists_sort_by_name_created_at_or_updated_at_in_either_direction(self, three_destinations, query,
-                                                                              expected):
+    @pytest.mark.parametrize(
+        ("query", "expected"),
+        [
+            ("order_by=name&dir=asc", ["alpha", "bravo", "charlie"]),
+            ("order_by=name&dir=desc", ["charlie", "bravo", "alpha"]),
+            ("order_by=created_at&dir=asc", ["bravo", "charlie", "alpha"]),
+            ("order_by=created_at&dir=desc", ["alpha", "charlie", "bravo"]),
+            ("", ["alpha", "charlie", "bravo"]),
+            ("order_by=updated_at&dir=asc", ["charlie", "alpha", "bravo"]),
+            ("order_by=updated_at&dir=desc", ["bravo", "alpha", "charlie"]),
+            ("order_by=name&dir=ASC", ["alpha", "bravo", "charlie"]),
+        ],
+    )
+    def test_lists_sort_by_name_created_at_or_updated_at_in_either_direction(self, three_destinations, query, expected):
         # When
         status, body = three_destinations.get(f"/destinations?{query}")
         # Then

@@ -30,9 +30,9 @@ def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
 def unprefixed(path: str) -> str:
     for prefix in ("/api/control/v1", "/v1"):
         if path.startswith(prefix + "/"):
-            return path[len(prefix):]
+            return path[len(prefix) :]
     if path.startswith("/api/auth/"):
-        return path[len("/api"):]
+        return path[len("/api") :]
     return path
 
 
@@ -162,8 +162,12 @@ def test_operation_ids_are_unique_and_only_public_operations_skip_the_bearer_tok
     bearer = doc["components"]["securitySchemes"]["bearer"]
     assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
     public = {(path, method) for path, method, op in operations if "security" not in op}
-    assert public == {("/health", "get"), ("/openapi.json", "get"), ("/auth/demo/login", "post"),
-                      ("/auth/google/login", "post")}
+    assert public == {
+        ("/health", "get"),
+        ("/openapi.json", "get"),
+        ("/auth/demo/login", "post"),
+        ("/auth/google/login", "post"),
+    }
     for path, method, op in operations:
         if (path, method) not in public:
             assert op["security"] == [{"bearer": []}], (path, method)
@@ -183,21 +187,25 @@ def test_a_handler_serving_several_methods_gets_one_operation_id_per_method(anon
     assert item["get"]["operationId"] == "get_source"
 
 
-@pytest.mark.parametrize(("method", "path", "model"), [
-    ("post", "/sources", models.SourceCreate),
-    ("put", "/sources", models.SourceCreate),
-    ("patch", "/sources/{resource_id}", models.SourceUpdate),
-    ("post", "/destinations", models.DestinationCreate),
-    ("put", "/destinations/{resource_id}", models.DestinationUpdate),
-    ("post", "/connections", models.ConnectionCreate),
-    ("put", "/connections", models.ConnectionUpsert),
-    ("post", "/transformations", models.TransformationCreate),
-    ("post", "/auth/google/login", models.GoogleLogin),
-    ("patch", "/auth/me", models.ProfileUpdate),
-    ("put", "/project-secrets", models.SecretsUpdate),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "model"),
+    [
+        ("post", "/sources", models.SourceCreate),
+        ("put", "/sources", models.SourceCreate),
+        ("patch", "/sources/{resource_id}", models.SourceUpdate),
+        ("post", "/destinations", models.DestinationCreate),
+        ("put", "/destinations/{resource_id}", models.DestinationUpdate),
+        ("post", "/connections", models.ConnectionCreate),
+        ("put", "/connections", models.ConnectionUpsert),
+        ("post", "/transformations", models.TransformationCreate),
+        ("post", "/auth/google/login", models.GoogleLogin),
+        ("patch", "/auth/me", models.ProfileUpdate),
+        ("put", "/project-secrets", models.SecretsUpdate),
+    ],
+)
 def test_request_bodies_are_the_schemas_of_the_models_that_validate_them(
-        anon: Api, method: str, path: str, model: type[pydantic.BaseModel]) -> None:
+    anon: Api, method: str, path: str, model: type[pydantic.BaseModel]
+) -> None:
     # Given the schema pydantic makes of the model the handler validates its body with
     expected = model.model_json_schema(ref_template=REF, mode="validation")
     nested = expected.pop("$defs", {})
@@ -253,7 +261,8 @@ def test_lists_answer_the_list_envelope_of_their_model(anon: Api) -> None:
     pagination = deref(doc, schema["properties"]["pagination"])
     assert set(pagination["required"]) == {"order_by", "dir", "limit", "next", "prev"}
     assert {"order_by", "dir", "limit", "cursor"} <= {
-        p["name"] for p in doc["paths"]["/connections"]["get"]["parameters"] if p["in"] == "query"}
+        p["name"] for p in doc["paths"]["/connections"]["get"]["parameters"] if p["in"] == "query"
+    }
 
 
 def test_single_resources_answer_their_model_with_the_declared_status(anon: Api) -> None:

@@ -64,13 +64,16 @@ def test_putting_a_chosen_api_key_makes_it_the_teams_key(api):
     assert api.as_("fhp_my-own-chosen-key-123").get("/sources")[0] == 200
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({}, "body"),
-    ({"api_key": "short"}, "api_key"),
-    ({"signing_secret": "has spaces in it"}, "signing_secret"),
-    ({"api_key": 123456789012345}, "api_key"),
-    ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "body"),
+        ({"api_key": "short"}, "api_key"),
+        ({"signing_secret": "has spaces in it"}, "signing_secret"),
+        ({"api_key": 123456789012345}, "api_key"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_a_secrets_update_that_breaks_the_rules_is_422_naming_the_field(api, payload, field):
     # When
     status, body = api.put("/project-secrets", payload)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-HMAC = {"auth_type": "HMAC", "auth": {"algorithm": "sha256", "encoding": "hex", "header_key": "x-signature",
-                                      "webhook_secret_key": "s3cret-value"}}
+HMAC = {
+    "auth_type": "HMAC",
+    "auth": {
+        "algorithm": "sha256",
+        "encoding": "hex",
+        "header_key": "x-signature",
+        "webhook_secret_key": "s3cret-value",
+    },
+}
 
 
 def test_a_new_source_has_an_id_the_ingest_url_and_default_methods(api):
@@ -44,39 +51,51 @@ def test_source_secrets_show_only_with_include_config_auth(api):
     assert "auth" not in api.get("/sources")[1]["models"][0]["config"]
 
 
-@pytest.mark.parametrize(("auth_type", "auth"), [
-    ("BASIC_AUTH", {"username": "u", "password": "p"}),
-    ("API_KEY", {"header_key": "x-api-key", "api_key": "k"}),
-    ("STRIPE", {"webhook_secret_key": "whsec_abc"}),
-    ("GITHUB", {"webhook_secret_key": "gh"}),
-    ("SHOPIFY", {"webhook_secret_key": "shp"}),
-    ("STANDARD_WEBHOOKS", {"webhook_secret_key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
-])
+@pytest.mark.parametrize(
+    ("auth_type", "auth"),
+    [
+        ("BASIC_AUTH", {"username": "u", "password": "p"}),
+        ("API_KEY", {"header_key": "x-api-key", "api_key": "k"}),
+        ("STRIPE", {"webhook_secret_key": "whsec_abc"}),
+        ("GITHUB", {"webhook_secret_key": "gh"}),
+        ("SHOPIFY", {"webhook_secret_key": "shp"}),
+        ("STANDARD_WEBHOOKS", {"webhook_secret_key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+    ],
+)
 def test_every_verification_type_is_accepted_with_its_auth_shape(api, auth_type, auth):
     # When
-    status, body = api.post("/sources", {"name": f"s-{auth_type.lower()}",
-                                         "config": {"auth_type": auth_type, "auth": auth}})
+    status, body = api.post(
+        "/sources", {"name": f"s-{auth_type.lower()}", "config": {"auth_type": auth_type, "auth": auth}}
+    )
     # Then
     assert status == 201
     assert body["config"]["auth_type"] == auth_type
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "has spaces"}, "name"),
-    ({"name": "x" * 156}, "name"),
-    ({"name": "ok", "config": {"allowed_http_methods": ["FETCH"]}}, "config.allowed_http_methods[0]"),
-    ({"name": "ok", "config": {"allowed_http_methods": []}}, "config.allowed_http_methods"),
-    ({"name": "ok", "config": {"auth_type": "HMAC"}}, "config.auth"),
-    ({"name": "ok", "config": {"auth_type": "HMAC", "auth": {"header_key": "x"}}}, "config.auth.webhook_secret_key"),
-    ({"name": "ok", "config": {"auth_type": "NOPE", "auth": {}}}, "config.auth_type"),
-    ({"name": "ok", "config": {"custom_response": {"content_type": "json", "body": "x" * 1001}}},
-     "config.custom_response.body"),
-    ({"name": "ok", "config": {"mystery": 1}}, "config.mystery"),
-    ({"name": "ok", "type": "lower"}, "type"),
-    ({"name": "ok", "colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "has spaces"}, "name"),
+        ({"name": "x" * 156}, "name"),
+        ({"name": "ok", "config": {"allowed_http_methods": ["FETCH"]}}, "config.allowed_http_methods[0]"),
+        ({"name": "ok", "config": {"allowed_http_methods": []}}, "config.allowed_http_methods"),
+        ({"name": "ok", "config": {"auth_type": "HMAC"}}, "config.auth"),
+        (
+            {"name": "ok", "config": {"auth_type": "HMAC", "auth": {"header_key": "x"}}},
+            "config.auth.webhook_secret_key",
+        ),
+        ({"name": "ok", "config": {"auth_type": "NOPE", "auth": {}}}, "config.auth_type"),
+        (
+            {"name": "ok", "config": {"custom_response": {"content_type": "json", "body": "x" * 1001}}},
+            "config.custom_response.body",
+        ),
+        ({"name": "ok", "config": {"mystery": 1}}, "config.mystery"),
+        ({"name": "ok", "type": "lower"}, "type"),
+        ({"name": "ok", "colour": "blue"}, "colour"),
+    ],
+)
 def test_an_invalid_source_is_422_naming_the_field(api, payload, field):
     # When
     status, body = api.post("/sources", payload)
@@ -87,7 +106,7 @@ def test_an_invalid_source_is_422_naming_the_field(api, payload, field):
     assert field.split("[")[0].split(".")[-1] in body["message"]
 
 
-@pytest.mark.parametrize("raw", ["{", "[1, 2]", "\"text\"", "null"])
+@pytest.mark.parametrize("raw", ["{", "[1, 2]", '"text"', "null"])
 def test_a_body_that_is_not_a_json_object_is_a_4xx_with_an_error_body(api, raw):
     # When
     status, body = api.call("POST", "/sources", raw=raw)
@@ -123,8 +142,7 @@ def test_an_update_changes_only_the_given_fields_and_merges_config(api, clock, m
     created = api.post("/sources", {"name": "merge", "config": HMAC})[1]
     clock.advance(seconds=5)
     # When
-    status, body = api.call(method, f"/sources/{created['id']}",
-                            {"config": {"allowed_http_methods": ["POST"]}})
+    status, body = api.call(method, f"/sources/{created['id']}", {"config": {"allowed_http_methods": ["POST"]}})
     # Then
     assert status == 200
     assert body["name"] == "merge"
@@ -178,8 +196,16 @@ def test_a_deleted_source_is_gone_from_get_and_list(api):
     assert api.delete(f"/sources/{source['id']}")[0] == 404
 
 
-@pytest.mark.parametrize("bad_id", ["nope", "src_", "des_01M8547MZCKAJCA8VS2MAZA7PF", "src_01M8547MZCKAJCA8VS2MAZA7PF",
-                                    "src_01M8547MZCKAJCA8VS2MAZA7P%21"])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "nope",
+        "src_",
+        "des_01M8547MZCKAJCA8VS2MAZA7PF",
+        "src_01M8547MZCKAJCA8VS2MAZA7PF",
+        "src_01M8547MZCKAJCA8VS2MAZA7P%21",
+    ],
+)
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 def test_a_malformed_foreign_or_unknown_id_is_404_json(api, bad_id, method):
     # When
@@ -213,9 +239,20 @@ def test_lists_order_page_and_walk_back_without_gaps_or_duplicates(api, clock):
     assert newest_first == list(reversed(names))
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=256", "limit=abc", "limit=99999999999999999999",
-                                   "order_by=colour", "dir=sideways", "cursor=!!!", "cursor=eyJvIjoxfQ",
-                                   "disabled=maybe"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=256",
+        "limit=abc",
+        "limit=99999999999999999999",
+        "order_by=colour",
+        "dir=sideways",
+        "cursor=!!!",
+        "cursor=eyJvIjoxfQ",
+        "disabled=maybe",
+    ],
+)
 def test_bad_list_parameters_are_400_naming_the_parameter(api, query):
     # When
     status, body = api.get(f"/sources?{query}")
@@ -250,8 +287,9 @@ def test_sources_answer_under_every_control_prefix(api, prefix):
 
 def test_a_json_body_sent_with_a_form_content_type_is_still_read(api):
     # When: plain `curl -d` labels the body application/x-www-form-urlencoded
-    status, body = api.post("/sources", {"name": "from-curl"},
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, body = api.post(
+        "/sources", {"name": "from-curl"}, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     # Then
     assert status == 201
     assert body["name"] == "from-curl"

@@ -58,18 +58,21 @@ def test_env_defaults_to_an_empty_object(api):
 
 
 class TestRejectedTransformationRequests:
-    @pytest.mark.parametrize(("payload", "field"), [
-        ({"name": "no-code"}, "code"),
-        ({"name": "empty-code", "code": ""}, "code"),
-        ({"name": "number-code", "code": 42}, "code"),
-        ({"code": CODE}, "name"),
-        ({"name": "has spaces", "code": CODE}, "name"),
-        ({"name": "env-number", "code": CODE, "env": {"RETRIES": 3}}, "env.RETRIES"),
-        ({"name": "env-bool", "code": CODE, "env": {"DEBUG": True}}, "env.DEBUG"),
-        ({"name": "env-nested", "code": CODE, "env": {"CONF": {"a": "b"}}}, "env.CONF"),
-        ({"name": "env-list", "code": CODE, "env": ["A=1"]}, "env"),
-        ({"name": "extra", "code": CODE, "language": "lua"}, "language"),
-    ])
+    @pytest.mark.parametrize(
+        ("payload", "field"),
+        [
+            ({"name": "no-code"}, "code"),
+            ({"name": "empty-code", "code": ""}, "code"),
+            ({"name": "number-code", "code": 42}, "code"),
+            ({"code": CODE}, "name"),
+            ({"name": "has spaces", "code": CODE}, "name"),
+            ({"name": "env-number", "code": CODE, "env": {"RETRIES": 3}}, "env.RETRIES"),
+            ({"name": "env-bool", "code": CODE, "env": {"DEBUG": True}}, "env.DEBUG"),
+            ({"name": "env-nested", "code": CODE, "env": {"CONF": {"a": "b"}}}, "env.CONF"),
+            ({"name": "env-list", "code": CODE, "env": ["A=1"]}, "env"),
+            ({"name": "extra", "code": CODE, "language": "lua"}, "language"),
+        ],
+    )
     def test_an_invalid_transformation_is_422_naming_the_field(self, shared, payload, field):
         # When
         status, body = shared.post("/transformations", payload)
@@ -95,9 +98,11 @@ class TestRejectedTransformationRequests:
     @pytest.mark.parametrize("bad_id", ["nonsense", "trs_", "trs_x", "web_01HZZZZZZZZZZZZZZZZZZZZZZZ", UNKNOWN_ID])
     def test_a_malformed_foreign_or_unknown_transformation_id_is_404_json(self, shared, bad_id):
         # When
-        answers = [shared.get(f"/transformations/{bad_id}"),
-                   shared.put(f"/transformations/{bad_id}", {"code": CODE}),
-                   shared.delete(f"/transformations/{bad_id}")]
+        answers = [
+            shared.get(f"/transformations/{bad_id}"),
+            shared.put(f"/transformations/{bad_id}", {"code": CODE}),
+            shared.delete(f"/transformations/{bad_id}"),
+        ]
         # Then
         for status, body in answers:
             assert_error(status, body, 404, "not_found")
@@ -129,8 +134,9 @@ def test_a_second_transformation_with_the_same_name_is_409_with_the_existing_one
 def test_put_transformations_upserts_by_name(api):
     # When
     first_status, first = api.put("/transformations", {"name": "upserted", "code": CODE})
-    second_status, second = api.put("/transformations", {"name": "upserted", "code": OTHER_CODE,
-                                                         "env": {"MODE": "strict"}})
+    second_status, second = api.put(
+        "/transformations", {"name": "upserted", "code": OTHER_CODE, "env": {"MODE": "strict"}}
+    )
     # Then
     assert first_status == 201, first
     assert second_status == 200, second
@@ -248,8 +254,9 @@ def test_transformations_list_in_name_order_and_page(api):
         make_transformation(api, name)
     # When
     first_status, first = api.get("/transformations?order_by=name&dir=asc&limit=2")
-    second_status, second = api.get(f"/transformations?order_by=name&dir=asc&limit=2&cursor="
-                                    f"{first['pagination']['next']}")
+    second_status, second = api.get(
+        f"/transformations?order_by=name&dir=asc&limit=2&cursor={first['pagination']['next']}"
+    )
     # Then
     assert (first_status, second_status) == (200, 200)
     assert [t["name"] for t in first["models"]] == ["alpha", "beta"]

@@ -59,14 +59,21 @@ def make_destination(api: Any, name: str | None = None, *, url: str = DEFAULT_UR
     return _create(api, "/destinations", destination_body(name, url=url, **fields))
 
 
-def make_transformation(api: Any, name: str | None = None, *, code: str = DEFAULT_CODE,
-                        **fields: Any) -> dict[str, Any]:
+def make_transformation(
+    api: Any, name: str | None = None, *, code: str = DEFAULT_CODE, **fields: Any
+) -> dict[str, Any]:
     """Create a transformation (`POST /transformations`) and return it."""
     return _create(api, "/transformations", transformation_body(name, code=code, **fields))
 
 
-def make_connection(api: Any, name: str | None = None, *, source: dict[str, Any] | None = None,
-                    destination: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+def make_connection(
+    api: Any,
+    name: str | None = None,
+    *,
+    source: dict[str, Any] | None = None,
+    destination: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     """Create a connection (`POST /connections`) between `source` and `destination`.
 
     Either may be a resource returned by another factory; a missing one is created first. Extra
@@ -74,8 +81,11 @@ def make_connection(api: Any, name: str | None = None, *, source: dict[str, Any]
     """
     source = source or make_source(api)
     destination = destination or make_destination(api)
-    body: dict[str, Any] = {"name": name or unique_name("conn"), "source_id": source["id"],
-                            "destination_id": destination["id"]}
+    body: dict[str, Any] = {
+        "name": name or unique_name("conn"),
+        "source_id": source["id"],
+        "destination_id": destination["id"],
+    }
     body.update(fields)
     return _create(api, "/connections", body)
 
@@ -99,8 +109,13 @@ def running_fasthook(clock: FixedClock | None = None) -> Iterator[tuple[Any, Fix
 
     clock = clock or FixedClock(datetime.now(UTC).replace(microsecond=0))
     with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        env = provision(stage="test", dynamodb=boto3.client("dynamodb"), sqs=boto3.client("sqs"),
-                        s3=boto3.client("s3"), region="us-east-1")
+        env = provision(
+            stage="test",
+            dynamodb=boto3.client("dynamodb"),
+            sqs=boto3.client("sqs"),
+            s3=boto3.client("s3"),
+            region="us-east-1",
+        )
         for name, value in env.items():
             patch.setenv(name, value)
         patch.setenv("FASTHOOK_INGEST_URL", "https://hooks.example.test")

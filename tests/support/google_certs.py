@@ -27,7 +27,6 @@ DROP = object()
 # --- helpers -----------------------------------------------------------------------------------
 
 
-
 @dataclass
 class CertsEndpoint:
     """What the loopback key endpoint answers, and how often it was asked."""
@@ -104,7 +103,6 @@ def claims(now: float, **overrides: Any) -> dict[str, Any]:
 
 def sign(key: rsa.RSAPrivateKey, now: float, *, kid: str = KID, **overrides: Any) -> str:
     return jwt.encode(claims(now, **overrides), key, algorithm="RS256", headers={"kid": kid})
-
 
 
 @contextmanager

@@ -81,9 +81,14 @@ def test_racing_first_reads_of_secrets_agree_on_one_pair(store, clock):
     # Given
     team = login(store, clock)["team"]["id"]
     seen: list[str] = []
-    threads = [threading.Thread(target=lambda: seen.append(
-        secrets.get_project_secrets(team_id=team, accounts=store, clock=clock)["api_key"]["value"]))
-        for _ in range(8)]
+    threads = [
+        threading.Thread(
+            target=lambda: seen.append(
+                secrets.get_project_secrets(team_id=team, accounts=store, clock=clock)["api_key"]["value"]
+            )
+        )
+        for _ in range(8)
+    ]
     # When
     for t in threads:
         t.start()
@@ -125,8 +130,9 @@ def test_an_update_that_loses_a_race_rereads_and_applies_again(clock):
     store = FlakyStore(failures=2)
     created = sources.create_source(team_id="tm_a", body=SourceCreate(name="s"), store=store, clock=clock)
     # When
-    updated = sources.update_source(team_id="tm_a", source_id=created["id"],
-                                    body=SourceUpdate(description="d"), store=store, clock=clock)
+    updated = sources.update_source(
+        team_id="tm_a", source_id=created["id"], body=SourceUpdate(description="d"), store=store, clock=clock
+    )
     # Then
     assert updated["description"] == "d"
     assert updated["version"] == 2
@@ -138,8 +144,9 @@ def test_an_update_that_keeps_losing_races_is_a_conflict_not_a_silent_success(cl
     created = sources.create_source(team_id="tm_a", body=SourceCreate(name="s"), store=store, clock=clock)
     # Then
     with pytest.raises(ConcurrentUpdateError):
-        sources.update_source(team_id="tm_a", source_id=created["id"], body=SourceUpdate(description="d"),
-                              store=store, clock=clock)
+        sources.update_source(
+            team_id="tm_a", source_id=created["id"], body=SourceUpdate(description="d"), store=store, clock=clock
+        )
     assert store.get("tm_a", "source", created["id"])["description"] is None
 
 
@@ -147,8 +154,9 @@ def test_an_update_that_changes_nothing_does_not_bump_the_version(store, clock):
     # Given
     created = sources.create_source(team_id="tm_a", body=SourceCreate(name="s"), store=store, clock=clock)
     # When
-    again = sources.update_source(team_id="tm_a", source_id=created["id"], body=SourceUpdate(name="s"),
-                                  store=store, clock=clock)
+    again = sources.update_source(
+        team_id="tm_a", source_id=created["id"], body=SourceUpdate(name="s"), store=store, clock=clock
+    )
     # Then
     assert again["version"] == 1
 
@@ -156,12 +164,12 @@ def test_an_update_that_changes_nothing_does_not_bump_the_version(store, clock):
 def test_disabling_twice_keeps_the_first_disabled_at(store, clock):
     # Given
     created = sources.create_source(team_id="tm_a", body=SourceCreate(name="s"), store=store, clock=clock)
-    first = sources.set_source_enabled(team_id="tm_a", source_id=created["id"], enabled=False, store=store,
-                                       clock=clock)
+    first = sources.set_source_enabled(team_id="tm_a", source_id=created["id"], enabled=False, store=store, clock=clock)
     clock.advance(minutes=5)
     # When
-    second = sources.set_source_enabled(team_id="tm_a", source_id=created["id"], enabled=False, store=store,
-                                        clock=clock)
+    second = sources.set_source_enabled(
+        team_id="tm_a", source_id=created["id"], enabled=False, store=store, clock=clock
+    )
     # Then
     assert second["disabled_at"] == first["disabled_at"]
 
@@ -170,8 +178,10 @@ def test_a_connection_to_a_disabled_source_starts_disabled_and_follows_the_sourc
     # Given
     src = sources.create_source(team_id="tm_a", body=SourceCreate(name="s"), store=store, clock=clock)
     sources.set_source_enabled(team_id="tm_a", source_id=src["id"], enabled=False, store=store, clock=clock)
-    body = validate(ConnectionCreate, {"name": "c", "source_id": src["id"],
-                                       "destination": {"name": "d", "config": {"url": "https://example.com/h"}}})
+    body = validate(
+        ConnectionCreate,
+        {"name": "c", "source_id": src["id"], "destination": {"name": "d", "config": {"url": "https://example.com/h"}}},
+    )
     # When
     conn = connections.create_connection(team_id="tm_a", body=body, store=store, clock=clock)
     sources.set_source_enabled(team_id="tm_a", source_id=src["id"], enabled=True, store=store, clock=clock)
@@ -182,9 +192,15 @@ def test_a_connection_to_a_disabled_source_starts_disabled_and_follows_the_sourc
 
 def test_rules_are_validated_before_anything_is_written(store, clock):
     # Given
-    body = validate(ConnectionCreate, {"name": "c", "source": {"name": "new-src"},
-                                       "destination": {"name": "d", "config": {"url": "https://example.com"}},
-                                       "rules": [{"type": "delay", "delay": -1}]})
+    body = validate(
+        ConnectionCreate,
+        {
+            "name": "c",
+            "source": {"name": "new-src"},
+            "destination": {"name": "d", "config": {"url": "https://example.com"}},
+            "rules": [{"type": "delay", "delay": -1}],
+        },
+    )
     # Then
     with pytest.raises(ValidationError) as caught:
         connections.create_connection(team_id="tm_a", body=body, store=store, clock=clock)
@@ -192,11 +208,14 @@ def test_rules_are_validated_before_anything_is_written(store, clock):
     assert store.list("tm_a", "source") == [] and store.list("tm_a", "destination") == []
 
 
-@pytest.mark.parametrize(("stored", "given", "merged"), [
-    ({"a": 1, "b": 2}, None, {"a": 1, "b": 2}),
-    ({"a": 1, "b": 2}, {"b": 3}, {"a": 1, "b": 3}),
-    ({"auth_type": "HMAC", "auth": {"k": 1}}, {"auth_type": None}, {}),
-    ({"auth_type": "HMAC", "auth": {"k": 1}}, {"auth": {"k": 2}}, {"auth_type": "HMAC", "auth": {"k": 2}}),
-])
+@pytest.mark.parametrize(
+    ("stored", "given", "merged"),
+    [
+        ({"a": 1, "b": 2}, None, {"a": 1, "b": 2}),
+        ({"a": 1, "b": 2}, {"b": 3}, {"a": 1, "b": 3}),
+        ({"auth_type": "HMAC", "auth": {"k": 1}}, {"auth_type": None}, {}),
+        ({"auth_type": "HMAC", "auth": {"k": 1}}, {"auth": {"k": 2}}, {"auth_type": "HMAC", "auth": {"k": 2}}),
+    ],
+)
 def test_config_updates_merge_key_by_key(stored, given, merged):
     assert res.merge_config(stored, given) == merged

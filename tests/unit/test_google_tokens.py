@@ -437,9 +437,7 @@ def test_key_rotated_in_by_google_is_picked_up_by_refetching(
 # --- the key endpoint failing ------------------------------------------------------------------
 
 
-def test_unreachable_key_endpoint_is_unauthorized_not_a_crash(
-    google_key: rsa.RSAPrivateKey, clock: FakeClock
-) -> None:
+def test_unreachable_key_endpoint_is_unauthorized_not_a_crash(google_key: rsa.RSAPrivateKey, clock: FakeClock) -> None:
     # Given
     url = f"http://127.0.0.1:{_closed_port()}/oauth2/v3/certs"
     verifier = GoogleIdTokenVerifier(CLIENT_ID, url, http_timeout_s=2.0, clock=clock)

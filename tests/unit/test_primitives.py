@@ -23,28 +23,45 @@ def test_ids_carry_their_prefix_and_sort_in_creation_order():
     assert len(set(ids)) == 1000
 
 
-@pytest.mark.parametrize("value", ["", "src", "src_", "evt_01M8547MZCKAJCA8VS2MAZA7PF", "src_01m8547mzckajca8vs2maza7pf",
-                                   "src_01M8547MZCKAJCA8VS2MAZA7P", "src_01M8547MZCKAJCA8VS2MAZA7PFX", None, 7])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "src",
+        "src_",
+        "evt_01M8547MZCKAJCA8VS2MAZA7PF",
+        "src_01m8547mzckajca8vs2maza7pf",
+        "src_01M8547MZCKAJCA8VS2MAZA7P",
+        "src_01M8547MZCKAJCA8VS2MAZA7PFX",
+        None,
+        7,
+    ],
+)
 def test_anything_but_a_well_formed_id_of_the_right_prefix_is_not_found(value):
     with pytest.raises(NotFoundError):
         parse_id(value, Prefix.SOURCE, "Source")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("now", NOW),
-    ("now-30s", datetime(2026, 4, 17, 11, 59, 30, tzinfo=UTC)),
-    ("now-15m", datetime(2026, 4, 17, 11, 45, tzinfo=UTC)),
-    ("now-1h", datetime(2026, 4, 17, 11, 0, tzinfo=UTC)),
-    ("now-7d", datetime(2026, 4, 10, 12, 0, tzinfo=UTC)),
-    ("2026-04-17T00:00:00.000Z", datetime(2026, 4, 17, tzinfo=UTC)),
-    ("2026-04-17T02:00:00+02:00", datetime(2026, 4, 17, tzinfo=UTC)),
-    ("2026-04-17", datetime(2026, 4, 17, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("now", NOW),
+        ("now-30s", datetime(2026, 4, 17, 11, 59, 30, tzinfo=UTC)),
+        ("now-15m", datetime(2026, 4, 17, 11, 45, tzinfo=UTC)),
+        ("now-1h", datetime(2026, 4, 17, 11, 0, tzinfo=UTC)),
+        ("now-7d", datetime(2026, 4, 10, 12, 0, tzinfo=UTC)),
+        ("2026-04-17T00:00:00.000Z", datetime(2026, 4, 17, tzinfo=UTC)),
+        ("2026-04-17T02:00:00+02:00", datetime(2026, 4, 17, tzinfo=UTC)),
+        ("2026-04-17", datetime(2026, 4, 17, tzinfo=UTC)),
+    ],
+)
 def test_time_expressions_are_read_as_iso_or_relative(text, expected):
     assert parse_time(text, now=NOW, name="from") == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "now-1y", "now-", "2026-13-01", "now-99999999999d", "now-999999999w", ""])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "now-1y", "now-", "2026-13-01", "now-99999999999d", "now-999999999w", ""]
+)
 def test_a_bad_time_expression_is_a_400_naming_the_parameter(text):
     with pytest.raises(InvalidParameterError) as caught:
         parse_time(text, now=NOW, name="from")

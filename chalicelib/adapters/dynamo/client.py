@@ -10,6 +10,7 @@ from botocore.config import Config
 def make_client(service: str, *, region: str, endpoint: str | None) -> Any:
     import boto3
 
-    config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=2, read_timeout=10,
-                    tcp_keepalive=True)
+    config = Config(
+        retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=2, read_timeout=10, tcp_keepalive=True
+    )
     return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=config)

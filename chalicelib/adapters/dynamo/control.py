@@ -68,14 +68,27 @@ class DynamoControlStore:
             self._db.transact_write_items(
                 TransactItems=[
                     # Named condition "name is free": the claim item is what makes names unique per team.
-                    {"Put": {"TableName": self._table,
-                             "Item": {**keys.resource_unique(team_id, kind, unique), "id": {"S": rid}},
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {**keys.resource_unique(team_id, kind, unique), "id": {"S": rid}},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
                     # "id is new": ids are random, so this only guards against a replayed write.
-                    {"Put": {"TableName": self._table, "Item": self._doc_item(keys.resource(team_id, kind, rid), doc),
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Put": {"TableName": self._table,
-                             "Item": {**keys.resource_ref(rid), "team_id": {"S": team_id}, "kind": {"S": kind}}}},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._doc_item(keys.resource(team_id, kind, rid), doc),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {**keys.resource_ref(rid), "team_id": {"S": team_id}, "kind": {"S": kind}},
+                        }
+                    },
                 ]
             )
         except ClientError as exc:
@@ -97,19 +110,31 @@ class DynamoControlStore:
         items = self._query_all(keys.team_partition(team_id), keys.resource_prefix(kind))
         return [doc for doc in (_load(i) for i in items) if doc is not None]
 
-    def replace(self, team_id: str, kind: str, doc: Doc, *, expected_version: int, old_unique: str,
-                unique: str) -> None:
+    def replace(
+        self, team_id: str, kind: str, doc: Doc, *, expected_version: int, old_unique: str, unique: str
+    ) -> None:
         rid = doc["id"]
         ops: list[dict[str, Any]] = [
             # "nobody changed it since we read it": optimistic concurrency on the version number.
-            {"Put": {"TableName": self._table, "Item": self._doc_item(keys.resource(team_id, kind, rid), doc),
-                     "ConditionExpression": "version = :expected",
-                     "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}}}},
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._doc_item(keys.resource(team_id, kind, rid), doc),
+                    "ConditionExpression": "version = :expected",
+                    "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+                }
+            },
         ]
         if unique != old_unique:
-            ops.append({"Put": {"TableName": self._table,
-                                "Item": {**keys.resource_unique(team_id, kind, unique), "id": {"S": rid}},
-                                "ConditionExpression": "attribute_not_exists(pk)"}})
+            ops.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**keys.resource_unique(team_id, kind, unique), "id": {"S": rid}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
             ops.append({"Delete": {"TableName": self._table, "Key": keys.resource_unique(team_id, kind, old_unique)}})
         try:
             self._db.transact_write_items(TransactItems=ops)
@@ -127,8 +152,13 @@ class DynamoControlStore:
             self._db.transact_write_items(
                 TransactItems=[
                     # "still there": a second delete reports not-found instead of succeeding twice.
-                    {"Delete": {"TableName": self._table, "Key": keys.resource(team_id, kind, resource_id),
-                                "ConditionExpression": "attribute_exists(pk)"}},
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": keys.resource(team_id, kind, resource_id),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
                     {"Delete": {"TableName": self._table, "Key": keys.resource_unique(team_id, kind, unique)}},
                     {"Delete": {"TableName": self._table, "Key": keys.resource_ref(resource_id)}},
                 ]
@@ -150,19 +180,32 @@ class DynamoControlStore:
         return item["user_id"]["S"] if item else None
 
     def create_account(self, login_key: str, user: Doc, team: Doc) -> bool:
-        membership = {"user_id": user["id"], "team_id": team["id"], "role": "owner", "team_name": team["name"],
-                      "created_at": team["created_at"]}
+        membership = {
+            "user_id": user["id"],
+            "team_id": team["id"],
+            "role": "owner",
+            "team_name": team["name"],
+            "created_at": team["created_at"],
+        }
         try:
             self._db.transact_write_items(
                 TransactItems=[
                     # "first login": concurrent first logins create exactly one user and team.
-                    {"Put": {"TableName": self._table,
-                             "Item": {**keys.login(login_key), "user_id": {"S": user["id"]}},
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {**keys.login(login_key), "user_id": {"S": user["id"]}},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
                     {"Put": {"TableName": self._table, "Item": self._doc_item(keys.user(user["id"]), user)}},
                     {"Put": {"TableName": self._table, "Item": self._doc_item(keys.team(team["id"]), team)}},
-                    {"Put": {"TableName": self._table,
-                             "Item": self._doc_item(keys.membership(user["id"], team["id"]), membership)}},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._doc_item(keys.membership(user["id"], team["id"]), membership),
+                        }
+                    },
                 ]
             )
         except ClientError as exc:
@@ -175,9 +218,12 @@ class DynamoControlStore:
         return _load(self._get(keys.user(user_id)))
 
     def update_user(self, user: Doc) -> None:
-        self._db.put_item(TableName=self._table, Item=self._doc_item(keys.user(user["id"]), user),
-                          # "user exists": a profile update never resurrects a user.
-                          ConditionExpression="attribute_exists(pk)")
+        self._db.put_item(
+            TableName=self._table,
+            Item=self._doc_item(keys.user(user["id"]), user),
+            # "user exists": a profile update never resurrects a user.
+            ConditionExpression="attribute_exists(pk)",
+        )
 
     def get_team(self, team_id: str) -> Doc | None:
         return _load(self._get(keys.team(team_id)))
@@ -187,8 +233,12 @@ class DynamoControlStore:
         return [doc for doc in (_load(i) for i in items) if doc is not None]
 
     def put_session(self, token_hash: str, session: Doc) -> None:
-        self._db.put_item(TableName=self._table, Item=self._doc_item(
-            keys.session(token_hash), session, expires_at={"N": str(int(session["expires_at_epoch"]))}))
+        self._db.put_item(
+            TableName=self._table,
+            Item=self._doc_item(
+                keys.session(token_hash), session, expires_at={"N": str(int(session["expires_at_epoch"]))}
+            ),
+        )
 
     def get_session(self, token_hash: str) -> Doc | None:
         return _load(self._get(keys.session(token_hash)))
@@ -199,8 +249,9 @@ class DynamoControlStore:
     def get_secrets(self, team_id: str) -> Doc | None:
         return _load(self._get(keys.secrets(team_id)))
 
-    def save_secrets(self, team_id: str, secrets: Doc, *, expected_version: int | None, old_key_hash: str | None,
-                     new_key_hash: str) -> None:
+    def save_secrets(
+        self, team_id: str, secrets: Doc, *, expected_version: int | None, old_key_hash: str | None, new_key_hash: str
+    ) -> None:
         item = self._doc_item(keys.secrets(team_id), secrets)
         put: dict[str, Any] = {"TableName": self._table, "Item": item}
         if expected_version is None:
@@ -210,10 +261,16 @@ class DynamoControlStore:
             put["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
         ops: list[dict[str, Any]] = [{"Put": put}]
         if old_key_hash != new_key_hash:
-            ops.append({"Put": {"TableName": self._table,
-                                "Item": {**keys.api_key(new_key_hash), "team_id": {"S": team_id}},
-                                # "key not used by anyone": an API key must name exactly one team.
-                                "ConditionExpression": "attribute_not_exists(pk)"}})
+            ops.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**keys.api_key(new_key_hash), "team_id": {"S": team_id}},
+                        # "key not used by anyone": an API key must name exactly one team.
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
             if old_key_hash is not None:
                 ops.append({"Delete": {"TableName": self._table, "Key": keys.api_key(old_key_hash)}})
         try:
