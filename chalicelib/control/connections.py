@@ -70,7 +70,7 @@ def _check_reference(
         check_source_config(body.config.model_dump(exclude_none=True) if body.config else None, prefix="source.config")
     else:
         body = validate(DestinationCreate, inline, prefix="destination")
-        check_destination_config(body.type, body.config, prefix="destination.config")
+        check_destination_config(body.type, body.config.model_dump(exclude_none=True), prefix="destination.config")
     existing = store.get_by_unique(team_id, kind.name, body.name)
     return _Ref(doc=existing, pending=body)
 

@@ -63,7 +63,7 @@ def create_destination(*, team_id: str, body: DestinationCreate, store: Resource
             "name": body.name,
             "description": body.description,
             "type": body.type,
-            "config": check_config(body.type, body.config),
+            "config": check_config(body.type, body.config.model_dump(exclude_none=True)),
             "disabled_at": None,
         },
         clock,

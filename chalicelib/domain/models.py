@@ -220,7 +220,7 @@ class DestinationCreate(Body):
     name: Name
     description: Description | None = None
     type: DestinationType = "HTTP"
-    config: dict[str, Any] = Field(description="config.url for HTTP, config.path for MOCK_API, plus options.")
+    config: DestinationConfig = Field(description="config.url for HTTP, config.path for MOCK_API, plus options.")
 
 
 class DestinationUpdate(Body):

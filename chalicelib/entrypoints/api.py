@@ -60,6 +60,8 @@ class RouteSpec:
     public: bool
     params: tuple[Param, ...]
     list_response: bool
+    also_status: tuple[int, ...] = ()  # other success statuses (an upsert that creates answers 201)
+    errors: tuple[int, ...] = ()  # error statuses beyond those the route's shape implies
 
 
 ROUTES: list[RouteSpec] = []
@@ -190,6 +192,8 @@ class Api:
         public: bool = False,
         params: tuple[Param, ...] = (),
         list_response: bool = False,
+        also_status: tuple[int, ...] = (),
+        errors: tuple[int, ...] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             ROUTES.append(
@@ -206,6 +210,8 @@ class Api:
                     public,
                     params,
                     list_response,
+                    also_status,
+                    errors,
                 )
             )
 

@@ -46,6 +46,7 @@ def demo_login(call: Call) -> dict[str, Any]:
     public=True,
     body=GoogleLogin,
     response=SESSION,
+    errors=(401, 403),
 )
 def google_login(call: Call) -> dict[str, Any]:
     deps, body = call.deps, call.body

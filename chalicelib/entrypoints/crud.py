@@ -120,6 +120,7 @@ def register_crud(api: Api, spec: CrudSpec) -> None:
         spec.path,
         ["PUT"],
         summary=f"Create or update a {label} by name",
+        also_status=(201,),
         body=spec.upsert_model,
         response=spec.response_model,
     )(_named(f"upsert_{label}", upsert))

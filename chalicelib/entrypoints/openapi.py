@@ -71,6 +71,7 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
         "The name is taken (code RESOURCE_ALREADY_EXISTS, data = the existing resource), the "
         "resource changed meanwhile (CONCURRENT_UPDATE) or it is still in use (RESOURCE_IN_USE).",
     ),
+    413: ("PayloadTooLarge", "The request body is larger than the API accepts."),
     422: ("ValidationFailed", "The body breaks the resource's rules; `field` names the offending field."),
 }
 TEAM_PARAMS: tuple[dict[str, Any], ...] = (
@@ -147,8 +148,8 @@ def _error_statuses(route: RouteSpec, method: str, path_params: list[str]) -> li
     if not route.public and method in _WRITES and (route.body is not None or path_params or method != "POST"):
         statuses.append(409)
     if route.body is not None:
-        statuses.append(422)
-    return statuses
+        statuses += [413, 422]
+    return sorted(set(statuses) | set(route.errors))
 
 
 def _operation(
@@ -187,6 +188,8 @@ def _operation(
     if schema is not None and route.status != 204:
         success["content"] = {"application/json": {"schema": schema}}
     responses: dict[str, Any] = {str(route.status): success}
+    for also in route.also_status:
+        responses[str(also)] = {**success, "description": _SUCCESS.get(also, "Success")}
     for status in _error_statuses(route, method, path_params):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
     op["responses"] = responses

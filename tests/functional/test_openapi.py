@@ -289,11 +289,14 @@ def test_error_responses_follow_what_the_route_can_fail_on(anon: Api) -> None:
     def errors(path: str, method: str) -> set[str]:
         return {status for status in paths[path][method]["responses"] if status.startswith(("4", "5"))}
 
-    # Then ids give 404, writes give 409, bodies give 422, and public routes skip 401/403
+    # Then ids give 404, writes give 409, bodies give 413/422, and public routes skip 401/403
+    # unless they declare them (a Google login can be refused)
     assert errors("/sources/{resource_id}", "get") == {"400", "401", "403", "404"}
-    assert errors("/sources", "post") == {"400", "401", "403", "409", "422"}
+    assert errors("/sources", "post") == {"400", "401", "403", "409", "413", "422"}
+    assert errors("/auth/google/login", "post") == {"400", "401", "403", "413", "422"}
     assert errors("/sources/{resource_id}", "delete") == {"400", "401", "403", "404", "409"}
     assert errors("/health", "get") == set()
+    assert set(paths["/sources"]["put"]["responses"]) >= {"200", "201"}
     assert errors("/auth/logout", "post") == {"400", "401", "403"}
     error = resolve(doc, REF.format(model="Error"))
     assert set(error["required"]) == {"error", "message"}
