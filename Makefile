@@ -36,3 +36,25 @@ package: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# CloudFormation for a stage without AWS (STAGE=prod make synth) into infra/cdk.out/, then cfn-lint.
+# Fake credentials: synthesis never calls AWS, and must not be able to. The first run downloads the
+# Lambda layer's arm64 wheels for requirements.txt (chalice caches them in .chalice/deployments/).
+.PHONY: synth deploy
+synth: $(STAMP)
+	rm -rf infra/cdk.out
+	cd infra && AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_SESSION_TOKEN=offline \
+		AWS_EC2_METADATA_DISABLED=true AWS_DEFAULT_REGION=$${CDK_DEFAULT_REGION:-us-east-1} \
+		CDK_DEFAULT_REGION=$${CDK_DEFAULT_REGION:-us-east-1} CDK_DEFAULT_ACCOUNT=$${CDK_DEFAULT_ACCOUNT:-111111111111} \
+		JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_OUTDIR=cdk.out \
+		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"$(if $(ALARM_EMAIL),$(comma) "alarm_email": "$(ALARM_EMAIL)")}' \
+		../$(BIN)/python app.py
+	$(BIN)/cfn-lint infra/cdk.out/$(STAGE).template.json
+	@echo "template: infra/cdk.out/$(STAGE).template.json"
+
+# Deploy a stage (STAGE=prod ALARM_EMAIL=ops@example.com make deploy). Needs real AWS credentials and
+# the cdk CLI through npx (node); run `cd infra && npx aws-cdk@2 bootstrap` once per account/region.
+comma := ,
+deploy: $(STAMP)
+	cd infra && npx --yes aws-cdk@2 deploy -c stage=$(STAGE) $(if $(ALARM_EMAIL),-c alarm_email=$(ALARM_EMAIL)) \
+		--require-approval broadening

@@ -48,6 +48,15 @@ class ResourceStore(Protocol):
     def team_of(self, resource_id: str) -> str | None:
         """The team that owns a resource id, for entry points that only know the id (ingest)."""
 
+    def lookup(self, resource_id: str) -> tuple[str, Doc] | None:
+        """(team_id, current document) of a resource by id alone, in one read: the ingest hot path."""
+
+    def routing_version(self, team_id: str) -> int:
+        """A counter every resource write of the team bumps; caches compare it instead of trusting a timer."""
+
+    def team_resources(self, team_id: str) -> dict[str, list[Doc]]:
+        """Every resource of the team by kind, in one query: what the route worker caches per version."""
+
 
 class AccountStore(Protocol):
     """Users, teams, memberships, sessions and project secrets."""
@@ -84,3 +93,82 @@ class AccountStore(Protocol):
         """
 
     def team_for_api_key(self, key_hash: str) -> str | None: ...
+
+
+class RecordStore(Protocol):
+    """Requests, events, ignored branches, attempts, dedupe claims and rate-limit buckets.
+
+    Event state changes are conditional: a lease lets exactly one worker deliver an event at a time,
+    and every transition names the statuses it may start from.
+    """
+
+    def put_request(self, request: Doc) -> bool:
+        """Store a new Request; False if one with this id exists (a replayed write)."""
+
+    def get_request(self, request_id: str) -> Doc | None: ...
+
+    def finish_routing(self, request_id: str, *, events_count: int, ignored_count: int, routed_at: str) -> None: ...
+
+    def put_event(self, event: Doc) -> bool:
+        """Store a new Event; False if it exists (a redelivered route message makes the same ids)."""
+
+    def put_ignored(self, ignored: Doc) -> bool: ...
+
+    def get_event(self, event_id: str) -> Doc | None: ...
+
+    def events_of_request(self, request_id: str) -> list[Doc]: ...
+
+    def ignored_of_request(self, request_id: str) -> list[Doc]: ...
+
+    def lease_event(self, event_id: str, *, lease_id: str, now: str, until: str) -> Doc | None:
+        """Take the delivery lease if the event is SCHEDULED/QUEUED and no live lease exists; the leased doc or None."""
+
+    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
+        """Apply `changes` and drop the lease, only if `lease_id` still holds it."""
+
+    def transition_event(self, event_id: str, *, from_statuses: frozenset[str], changes: Doc, now: str) -> Doc | None:
+        """Apply `changes` if the status is one of `from_statuses` and no live lease exists; the new doc or None."""
+
+    def put_attempt(self, attempt: Doc) -> None: ...
+
+    def get_attempt(self, attempt_id: str) -> Doc | None: ...
+
+    def attempts_of_event(self, event_id: str) -> list[Doc]: ...
+
+    def due_events(self, *, before: str, limit: int) -> list[Doc]:
+        """Pending events whose due time or lease expiry is before `before` (the sweeper's work list)."""
+
+    def held_events(self, connection_id: str, *, limit: int) -> list[Doc]: ...
+
+    def claim_dedupe(self, key: str, *, now_epoch: int, until_epoch: int) -> bool:
+        """True if no live claim on `key` existed and this call made one until `until_epoch`."""
+
+    def take_token(self, bucket: str, *, capacity: int, refill_per_s: float, now_ms: int) -> int:
+        """Take one token from a token bucket; 0 when taken, else milliseconds until one is available."""
+
+
+class PayloadStore(Protocol):
+    """Bodies too large to keep inline (S3)."""
+
+    def put(self, key: str, body: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+
+class Queues(Protocol):
+    """The route and deliver queues; `delay_s` is at most 900 (SQS's limit)."""
+
+    def send_route(self, body: str) -> None: ...
+
+    def send_deliver(self, bodies: list[tuple[str, int]]) -> None:
+        """Send (body, delay_s) pairs, batched."""
+
+
+class Sender(Protocol):
+    def send(self, req: Any) -> Any:
+        """Send an OutboundRequest; a DeliveryResult, never an exception for network trouble."""
+
+
+class Transformer(Protocol):
+    def transform(self, *, code: str, env: dict[str, str], request: Doc, context: Doc) -> Doc:
+        """Run a transformation; the transformed request, or TransformationError."""

@@ -34,7 +34,22 @@ class Settings(BaseModel, frozen=True):
     )
     session_ttl_s: int = Field(7 * 86400, ge=60, description="Lifetime of a dashboard session token.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest inbound webhook body (413 above).")
+    inline_body_bytes: int = Field(8192, ge=0, le=65536, description="Bodies up to this size stay in DynamoDB.")
+    retention_days: int = Field(30, ge=1, le=3650, description="How long requests, events and attempts are kept.")
+    route_dlq_url: str = Field("", description="SQS dead-letter queue of the route queue (drained by the sweeper).")
+    deliver_dlq_url: str = Field("", description="SQS dead-letter queue of the deliver queue (drained by the sweeper).")
+    allow_private_destinations: bool = Field(
+        False, description="Allow deliveries to loopback/private/link-local addresses (on for the local stack)."
+    )
     log_level: str = Field("INFO", description="powertools Logger level.")
+
+    def queue_name(self, logical: str) -> str:
+        """A queue's physical name, for the event source mappings Chalice declares at packaging time.
+
+        Built from the stage alone (the URL may be a deploy-time token then); it is the format of
+        infra.resources.physical_name, which a test holds the two to.
+        """
+        return f"fasthook-{self.stage}-{logical}"
 
 
 _ENV = {
@@ -51,6 +66,11 @@ _ENV = {
     "google_jwks_url": "FASTHOOK_GOOGLE_JWKS_URL",
     "session_ttl_s": "FASTHOOK_SESSION_TTL_S",
     "max_body_bytes": "FASTHOOK_MAX_BODY_BYTES",
+    "inline_body_bytes": "FASTHOOK_INLINE_BODY_BYTES",
+    "retention_days": "FASTHOOK_RETENTION_DAYS",
+    "route_dlq_url": "FASTHOOK_ROUTE_DLQ_URL",
+    "deliver_dlq_url": "FASTHOOK_DELIVER_DLQ_URL",
+    "allow_private_destinations": "FASTHOOK_ALLOW_PRIVATE_DESTINATIONS",
     "log_level": "FASTHOOK_LOG_LEVEL",
 }
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.adapters.clock import SystemClock
 from chalicelib.domain.identity import IdentityVerifier
-from chalicelib.ports import AccountStore, Clock, ResourceStore
+from chalicelib.ports import AccountStore, Clock, PayloadStore, Queues, RecordStore, ResourceStore, Sender, Transformer
 from chalicelib.settings import Settings, get_settings
 
 
@@ -43,6 +43,63 @@ class Container:
     @property
     def accounts(self) -> AccountStore:
         return self._control
+
+    @cached_property
+    def records(self) -> RecordStore:
+        if "records" in self.overrides:
+            return self.overrides["records"]
+        from chalicelib.adapters.dynamo.records import DynamoRecordStore
+
+        return DynamoRecordStore(self._aws("dynamodb"), self.settings.records_table)
+
+    @cached_property
+    def payloads(self) -> PayloadStore:
+        if "payloads" in self.overrides:
+            return self.overrides["payloads"]
+        from chalicelib.adapters.s3_payloads import S3PayloadStore
+
+        return S3PayloadStore(self._aws("s3"), self.settings.payload_bucket)
+
+    @cached_property
+    def queues(self) -> Queues:
+        if "queues" in self.overrides:
+            return self.overrides["queues"]
+        from chalicelib.adapters.sqs_queues import SqsQueues
+
+        return SqsQueues(self._aws("sqs"), self.settings.route_queue_url, self.settings.deliver_queue_url)
+
+    @cached_property
+    def sqs(self) -> Any:
+        """A raw SQS client, for the sweeper's dead-letter draining."""
+        return self._aws("sqs")
+
+    @cached_property
+    def sender(self) -> Sender:
+        if "sender" in self.overrides:
+            return self.overrides["sender"]
+        from chalicelib.adapters.http_sender import HttpSender
+
+        return HttpSender(allow_private=self.settings.allow_private_destinations)
+
+    @cached_property
+    def mock_sender(self) -> Sender:
+        from chalicelib.adapters.mock_sender import MockSender
+
+        return MockSender()
+
+    @cached_property
+    def transformer(self) -> Transformer:
+        if "transformer" in self.overrides:
+            return self.overrides["transformer"]
+        from chalicelib.domain.transforms import NoTransformer
+
+        return NoTransformer()
+
+    @cached_property
+    def routing(self) -> Any:
+        from chalicelib.flow.routing import RoutingCache
+
+        return RoutingCache()
 
     @cached_property
     def identity(self) -> IdentityVerifier:

@@ -60,6 +60,8 @@ RECORDS = Table(
     indexes=(
         Index("gsi1", "gsi1pk", "gsi1sk"),
         Index("gsi2", "gsi2pk", "gsi2sk"),
+        # Sparse work index: only SCHEDULED/QUEUED (DUE#<shard>) and HOLD (HOLD#<connection>) events carry it.
+        Index("gsi3", "gsi3pk", "gsi3sk"),
     ),
     description="Requests, events, attempts and ignored branches; expire with the team's retention.",
 )
@@ -100,3 +102,8 @@ BUCKETS: tuple[Bucket, ...] = (PAYLOADS,)
 def physical_name(stage: str, logical: str) -> str:
     """The name a stage gives a resource: `fasthook-<stage>-<logical>`."""
     return f"fasthook-{stage}-{logical}"
+
+
+def stack_name(stage: str) -> str:
+    """The CloudFormation stack of a stage; it is also the prefix of every Lambda name of the stage."""
+    return f"fasthook-{stage}"

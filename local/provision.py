@@ -93,5 +93,7 @@ def provision(*, stage: str, dynamodb: Any, sqs: Any, s3: Any, region: str) -> d
         "FASTHOOK_RECORDS_TABLE": r.physical_name(stage, r.RECORDS.name),
         "FASTHOOK_ROUTE_QUEUE_URL": urls[r.ROUTE.name],
         "FASTHOOK_DELIVER_QUEUE_URL": urls[r.DELIVER.name],
+        "FASTHOOK_ROUTE_DLQ_URL": urls[r.ROUTE_DLQ.name],
+        "FASTHOOK_DELIVER_DLQ_URL": urls[r.DELIVER_DLQ.name],
         "FASTHOOK_PAYLOAD_BUCKET": r.physical_name(stage, r.PAYLOADS.name),
     }

@@ -85,6 +85,8 @@ class EmbeddedStack:
             {
                 "FASTHOOK_AWS_ENDPOINT": self.endpoint,
                 "FASTHOOK_INGEST_URL": f"http://127.0.0.1:{self.http_port}",
+                # Local receivers live on 127.0.0.1; the deployed default keeps private addresses blocked.
+                "FASTHOOK_ALLOW_PRIVATE_DESTINATIONS": "true",
                 "AWS_DEFAULT_REGION": self.region,
             }
         )

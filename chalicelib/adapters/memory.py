@@ -35,6 +35,7 @@ class MemoryControlStore:
         self._resources: dict[tuple[str, str, str], Doc] = {}
         self._unique: dict[tuple[str, str, str], str] = {}
         self._refs: dict[str, str] = {}
+        self._routing: dict[str, int] = {}
         self._logins: dict[str, str] = {}
         self._users: dict[str, Doc] = {}
         self._teams: dict[str, Doc] = {}
@@ -54,6 +55,7 @@ class MemoryControlStore:
             self._unique[claim] = doc["id"]
             self._resources[(team_id, kind, doc["id"])] = copy.deepcopy(doc)
             self._refs[doc["id"]] = team_id
+            self._bump(team_id)
 
     def get(self, team_id: str, kind: str, resource_id: str) -> Doc | None:
         return copy.deepcopy(self._resources.get((team_id, kind, resource_id)))
@@ -83,6 +85,7 @@ class MemoryControlStore:
                 self._unique[claim] = doc["id"]
                 self._unique.pop((team_id, kind, old_unique), None)
             self._resources[key] = copy.deepcopy(doc)
+            self._bump(team_id)
 
     def delete(self, team_id: str, kind: str, resource_id: str, *, unique: str) -> bool:
         with self._lock:
@@ -90,10 +93,33 @@ class MemoryControlStore:
                 return False
             self._unique.pop((team_id, kind, unique), None)
             self._refs.pop(resource_id, None)
+            self._bump(team_id)
             return True
+
+    def _bump(self, team_id: str) -> None:
+        self._routing[team_id] = self._routing.get(team_id, 0) + 1
 
     def team_of(self, resource_id: str) -> str | None:
         return self._refs.get(resource_id)
+
+    def lookup(self, resource_id: str) -> tuple[str, Doc] | None:
+        with self._lock:
+            team_id = self._refs.get(resource_id)
+            if team_id is None:
+                return None
+            doc = next((d for (t, _, rid), d in self._resources.items() if t == team_id and rid == resource_id), None)
+            return (team_id, copy.deepcopy(doc)) if doc is not None else None
+
+    def routing_version(self, team_id: str) -> int:
+        return self._routing.get(team_id, 0)
+
+    def team_resources(self, team_id: str) -> dict[str, list[Doc]]:
+        with self._lock:
+            out: dict[str, list[Doc]] = {}
+            for (t, kind, _), doc in sorted(self._resources.items(), key=lambda kv: kv[0][2]):
+                if t == team_id:
+                    out.setdefault(kind, []).append(copy.deepcopy(doc))
+            return out
 
     # ---- AccountStore -----------------------------------------------------------------------------
 
@@ -163,3 +189,167 @@ class MemoryControlStore:
 
     def team_for_api_key(self, key_hash: str) -> str | None:
         return self._api_keys.get(key_hash)
+
+
+def _live_lease(doc: Doc, now: str) -> bool:
+    return bool(doc.get("lease_until")) and doc["lease_until"] > now
+
+
+class MemoryRecordStore:
+    """RecordStore in dicts: the same conditions as the DynamoDB adapter, behind one lock."""
+
+    PENDING = ("SCHEDULED", "QUEUED")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[str, Doc] = {}
+        self.events: dict[str, Doc] = {}
+        self.ignored: dict[str, Doc] = {}
+        self.attempts: dict[str, Doc] = {}
+        self._dedupe: dict[str, int] = {}
+        self._buckets: dict[str, tuple[float, int]] = {}
+
+    def put_request(self, request: Doc) -> bool:
+        with self._lock:
+            if request["id"] in self.requests:
+                return False
+            self.requests[request["id"]] = copy.deepcopy(request)
+            return True
+
+    def get_request(self, request_id: str) -> Doc | None:
+        return copy.deepcopy(self.requests.get(request_id))
+
+    def finish_routing(self, request_id: str, *, events_count: int, ignored_count: int, routed_at: str) -> None:
+        with self._lock:
+            # Like DynamoDB's "request exists" condition: a request that is gone (expired) is left gone.
+            if request_id in self.requests:
+                self.requests[request_id].update(
+                    events_count=events_count, ignored_count=ignored_count, routed_at=routed_at
+                )
+
+    def put_event(self, event: Doc) -> bool:
+        with self._lock:
+            if event["id"] in self.events:
+                return False
+            self.events[event["id"]] = copy.deepcopy(event)
+            return True
+
+    def put_ignored(self, ignored: Doc) -> bool:
+        with self._lock:
+            if ignored["id"] in self.ignored:
+                return False
+            self.ignored[ignored["id"]] = copy.deepcopy(ignored)
+            return True
+
+    def get_event(self, event_id: str) -> Doc | None:
+        return copy.deepcopy(self.events.get(event_id))
+
+    def events_of_request(self, request_id: str) -> list[Doc]:
+        with self._lock:
+            return [copy.deepcopy(e) for _, e in sorted(self.events.items()) if e["request_id"] == request_id]
+
+    def ignored_of_request(self, request_id: str) -> list[Doc]:
+        with self._lock:
+            return [copy.deepcopy(i) for _, i in sorted(self.ignored.items()) if i["request_id"] == request_id]
+
+    def lease_event(self, event_id: str, *, lease_id: str, now: str, until: str) -> Doc | None:
+        with self._lock:
+            doc = self.events.get(event_id)
+            if doc is None or doc["status"] not in self.PENDING or _live_lease(doc, now):
+                return None
+            doc.update(lease_id=lease_id, lease_until=until)
+            return copy.deepcopy(doc)
+
+    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
+        with self._lock:
+            doc = self.events.get(event_id)
+            if doc is None or doc.get("lease_id") != lease_id:
+                return False
+            doc.update(copy.deepcopy(changes))
+            doc.pop("lease_id", None)
+            doc.pop("lease_until", None)
+            return True
+
+    def transition_event(self, event_id: str, *, from_statuses: frozenset[str], changes: Doc, now: str) -> Doc | None:
+        with self._lock:
+            doc = self.events.get(event_id)
+            if doc is None or doc["status"] not in from_statuses or _live_lease(doc, now):
+                return None
+            doc.update(copy.deepcopy(changes))
+            doc.pop("lease_id", None)
+            doc.pop("lease_until", None)
+            return copy.deepcopy(doc)
+
+    def put_attempt(self, attempt: Doc) -> None:
+        with self._lock:
+            self.attempts[attempt["id"]] = copy.deepcopy(attempt)
+
+    def get_attempt(self, attempt_id: str) -> Doc | None:
+        return copy.deepcopy(self.attempts.get(attempt_id))
+
+    def attempts_of_event(self, event_id: str) -> list[Doc]:
+        with self._lock:
+            return [copy.deepcopy(a) for _, a in sorted(self.attempts.items()) if a["event_id"] == event_id]
+
+    def due_events(self, *, before: str, limit: int) -> list[Doc]:
+        with self._lock:
+            due = []
+            for doc in self.events.values():
+                if doc["status"] not in self.PENDING:
+                    continue
+                at = doc.get("lease_until") or doc.get("next_attempt_at") or doc["created_at"]
+                if at < before:
+                    due.append((at, doc["id"], doc))
+            return [copy.deepcopy(d) for _, _, d in sorted(due)[:limit]]
+
+    def held_events(self, connection_id: str, *, limit: int) -> list[Doc]:
+        with self._lock:
+            held = sorted(
+                (e for e in self.events.values() if e["connection_id"] == connection_id and e["status"] == "HOLD"),
+                key=lambda e: (e["created_at"], e["id"]),  # oldest first, like the HOLD index
+            )
+            return [copy.deepcopy(e) for e in held[:limit]]
+
+    def claim_dedupe(self, key: str, *, now_epoch: int, until_epoch: int) -> bool:
+        with self._lock:
+            if self._dedupe.get(key, 0) > now_epoch:
+                return False
+            self._dedupe[key] = until_epoch
+            return True
+
+    def take_token(self, bucket: str, *, capacity: int, refill_per_s: float, now_ms: int) -> int:
+        with self._lock:
+            tokens, at_ms = self._buckets.get(bucket, (float(capacity), now_ms))
+            # Workers' clocks differ slightly: an earlier now_ms must not take tokens away or rewind the bucket.
+            tokens = min(float(capacity), tokens + max(0, now_ms - at_ms) / 1000 * refill_per_s)
+            at_ms = max(at_ms, now_ms)
+            if tokens >= 1:
+                self._buckets[bucket] = (tokens - 1, at_ms)
+                return 0
+            self._buckets[bucket] = (tokens, at_ms)
+            return max(1, int((1 - tokens) / refill_per_s * 1000))
+
+
+class MemoryPayloadStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+
+class MemoryQueues:
+    """Records what would be sent to SQS; tests drain it into the workers by hand."""
+
+    def __init__(self) -> None:
+        self.route: list[str] = []
+        self.deliver: list[tuple[str, int]] = []
+
+    def send_route(self, body: str) -> None:
+        self.route.append(body)
+
+    def send_deliver(self, bodies: list[tuple[str, int]]) -> None:
+        self.deliver.extend(bodies)

@@ -8,6 +8,7 @@ from typing import Any
 from chalicelib.control import resources as res
 from chalicelib.control.destinations import check_config as check_destination_config
 from chalicelib.control.destinations import present_destination, upsert_destination
+from chalicelib.control.retries import release_held_events
 from chalicelib.control.sources import check_config as check_source_config
 from chalicelib.control.sources import present_source, upsert_source
 from chalicelib.control.transformations import upsert_transformation
@@ -24,7 +25,7 @@ from chalicelib.domain.models import (
 )
 from chalicelib.domain.timefmt import iso
 from chalicelib.domain.validation import validate
-from chalicelib.ports import Clock, Doc, ResourceStore
+from chalicelib.ports import Clock, Doc, Queues, RecordStore, ResourceStore
 
 KIND = res.CONNECTION
 
@@ -219,6 +220,19 @@ def set_connection_enabled(
         return {**doc, "disabled_at": None if enabled else iso(clock.now()), "disabled_by": None}
 
     return res.change_resource(store, team_id, KIND, connection_id, change, clock)
+
+
+def unpause_connection(
+    *, team_id: str, connection_id: str, store: ResourceStore, records: RecordStore, queues: Queues, clock: Clock
+) -> Doc:
+    """Unpause, then release what the pause held: HOLD events become QUEUED with trigger UNPAUSE.
+
+    The flag goes first, so an event routed meanwhile is not held again; releasing is idempotent, so a
+    second unpause finishes a release a crash interrupted.
+    """
+    doc = set_connection_paused(team_id=team_id, connection_id=connection_id, paused=False, store=store, clock=clock)
+    release_held_events(team_id=team_id, connection_id=doc["id"], records=records, queues=queues, clock=clock)
+    return doc
 
 
 def set_connection_paused(*, team_id: str, connection_id: str, paused: bool, store: ResourceStore, clock: Clock) -> Doc:

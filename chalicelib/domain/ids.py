@@ -78,3 +78,17 @@ def parse_id(value: object, prefix: Prefix, what: str) -> str:
     if not is_id(value, prefix):
         raise NotFoundError(f"{what} {value!s:.80} not found")
     return str(value)
+
+
+def derived_id(prefix: Prefix, parent_id: str, *parts: str) -> str:
+    """A deterministic id for a record made from `parent_id` (an event of a request and connection).
+
+    It keeps the parent's time part, so it sorts with the parent, and takes its random part from a
+    hash of the inputs: a worker that processes the same message twice writes the same ids, and the
+    conditional put of the second write finds the first instead of making a duplicate.
+    """
+    import hashlib
+
+    body = parent_id.partition("_")[2]
+    digest = int.from_bytes(hashlib.sha256("|".join((parent_id, *parts)).encode()).digest()[:10], "big")
+    return f"{prefix.value}_{body[:10]}{_encode(digest, 16)}"

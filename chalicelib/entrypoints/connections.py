@@ -66,13 +66,6 @@ register_crud(
 )
 
 
-def _pause(call: Call, resource_id: str, paused: bool) -> Doc:
-    doc = uc.set_connection_paused(
-        team_id=call.team_id, connection_id=resource_id, paused=paused, store=call.deps.resources, clock=call.deps.clock
-    )
-    return present(call, [doc])[0]
-
-
 @api.route(
     "/connections/{resource_id}/pause",
     ["PUT", "POST"],
@@ -81,15 +74,28 @@ def _pause(call: Call, resource_id: str, paused: bool) -> Doc:
     params=(INCLUDE,),
 )
 def pause_connection(call: Call, resource_id: str) -> Doc:
-    return _pause(call, resource_id, True)
+    deps = call.deps
+    doc = uc.set_connection_paused(
+        team_id=call.team_id, connection_id=resource_id, paused=True, store=deps.resources, clock=deps.clock
+    )
+    return present(call, [doc])[0]
 
 
 @api.route(
     "/connections/{resource_id}/unpause",
     ["PUT", "POST"],
-    summary="Unpause a connection",
+    summary="Unpause a connection and release its held events (trigger UNPAUSE)",
     response=Connection,
     params=(INCLUDE,),
 )
 def unpause_connection(call: Call, resource_id: str) -> Doc:
-    return _pause(call, resource_id, False)
+    deps = call.deps
+    doc = uc.unpause_connection(
+        team_id=call.team_id,
+        connection_id=resource_id,
+        store=deps.resources,
+        records=deps.records,
+        queues=deps.queues,
+        clock=deps.clock,
+    )
+    return present(call, [doc])[0]

@@ -179,3 +179,44 @@ def test_secrets_refuse_a_stale_version_a_second_creation_and_a_key_another_team
         store.save_secrets(OTHER_TEAM, {"version": 1}, expected_version=None, old_key_hash=None, new_key_hash="h1")
     assert store.team_for_api_key("h1") == TEAM
     assert store.team_for_api_key("h9") is None
+
+
+def test_an_id_alone_finds_the_team_and_the_current_document(store):
+    # Given
+    doc = a_source()
+    store.create(TEAM, "source", doc, unique="stripe")
+    updated = {**doc, "version": 2, "description": "now"}
+    store.replace(TEAM, "source", updated, expected_version=1, old_unique="stripe", unique="stripe")
+    # Then
+    assert store.lookup(doc["id"]) == (TEAM, updated)
+    store.delete(TEAM, "source", doc["id"], unique="stripe")
+    assert store.lookup(doc["id"]) is None
+
+
+def test_every_resource_write_moves_the_routing_version_of_its_team_only(store):
+    # Given
+    start, other = store.routing_version(TEAM), store.routing_version(OTHER_TEAM)
+    doc = a_source()
+    # When
+    store.create(TEAM, "source", doc, unique="stripe")
+    after_create = store.routing_version(TEAM)
+    store.replace(TEAM, "source", {**doc, "version": 2}, expected_version=1, old_unique="stripe", unique="stripe")
+    after_replace = store.routing_version(TEAM)
+    store.delete(TEAM, "source", doc["id"], unique="stripe")
+    # Then
+    assert start < after_create < after_replace < store.routing_version(TEAM)
+    assert store.routing_version(OTHER_TEAM) == other
+
+
+def test_team_resources_returns_every_kind_in_one_call(store):
+    # Given
+    src = a_source()
+    store.create(TEAM, "source", src, unique="stripe")
+    dest = {"id": new_id(Prefix.DESTINATION), "version": 1, "name": "d"}
+    store.create(TEAM, "destination", dest, unique="d")
+    store.save_secrets(TEAM, {"version": 1}, expected_version=None, old_key_hash=None, new_key_hash="h")
+    # When
+    found = store.team_resources(TEAM)
+    # Then
+    assert found == {"source": [src], "destination": [dest]}
+    assert store.team_resources(OTHER_TEAM) == {}

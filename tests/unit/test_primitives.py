@@ -82,3 +82,12 @@ def test_a_page_boundary_stays_put_when_items_are_added_before_it():
     # Then
     assert [i["id"] for i in first] == ["src_00", "src_01", "src_02"]
     assert [i["id"] for i in second] == ["src_03", "src_04", "src_05"]
+
+
+def test_the_queue_names_the_workers_subscribe_to_are_the_ones_infra_creates():
+    from chalicelib.settings import Settings
+    from infra.resources import DELIVER, ROUTE, physical_name
+
+    settings = Settings(stage="prod")
+    assert settings.queue_name("route") == physical_name("prod", ROUTE.name)
+    assert settings.queue_name("deliver") == physical_name("prod", DELIVER.name)

@@ -46,8 +46,8 @@ class DynamoControlStore:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)" if prefix else "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, **({":prefix": {"S": prefix}} if prefix else {})},
             "ConsistentRead": True,
         }
         while True:
@@ -59,6 +59,25 @@ class DynamoControlStore:
 
     def _doc_item(self, key: keys.Key, doc: Doc, **extra: dict[str, str]) -> dict[str, Any]:
         return {**key, "doc": {"S": _dump(doc)}, "version": {"N": str(doc.get("version", 0))}, **extra}
+
+    def _ref_item(self, team_id: str, kind: str, doc: Doc) -> dict[str, Any]:
+        return {
+            **keys.resource_ref(doc["id"]),
+            "team_id": {"S": team_id},
+            "kind": {"S": kind},
+            "doc": {"S": _dump(doc)},
+        }
+
+    def _bump(self, team_id: str) -> dict[str, Any]:
+        """Routing caches compare this counter, so every resource write moves it in the same transaction."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.routing(team_id),
+                "UpdateExpression": "ADD version :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        }
 
     # ---- ResourceStore ----------------------------------------------------------------------------
 
@@ -83,12 +102,8 @@ class DynamoControlStore:
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": {**keys.resource_ref(rid), "team_id": {"S": team_id}, "kind": {"S": kind}},
-                        }
-                    },
+                    {"Put": {"TableName": self._table, "Item": self._ref_item(team_id, kind, doc)}},
+                    self._bump(team_id),
                 ]
             )
         except ClientError as exc:
@@ -136,6 +151,7 @@ class DynamoControlStore:
                 }
             )
             ops.append({"Delete": {"TableName": self._table, "Key": keys.resource_unique(team_id, kind, old_unique)}})
+        ops += [{"Put": {"TableName": self._table, "Item": self._ref_item(team_id, kind, doc)}}, self._bump(team_id)]
         try:
             self._db.transact_write_items(TransactItems=ops)
         except ClientError as exc:
@@ -161,6 +177,7 @@ class DynamoControlStore:
                     },
                     {"Delete": {"TableName": self._table, "Key": keys.resource_unique(team_id, kind, unique)}},
                     {"Delete": {"TableName": self._table, "Key": keys.resource_ref(resource_id)}},
+                    self._bump(team_id),
                 ]
             )
         except ClientError as exc:
@@ -172,6 +189,24 @@ class DynamoControlStore:
     def team_of(self, resource_id: str) -> str | None:
         item = self._get(keys.resource_ref(resource_id))
         return item["team_id"]["S"] if item else None
+
+    def lookup(self, resource_id: str) -> tuple[str, Doc] | None:
+        item = self._get(keys.resource_ref(resource_id))
+        doc = _load(item)
+        return (item["team_id"]["S"], doc) if item and doc is not None else None
+
+    def routing_version(self, team_id: str) -> int:
+        item = self._get(keys.routing(team_id))
+        return int(item["version"]["N"]) if item and "version" in item else 0
+
+    def team_resources(self, team_id: str) -> dict[str, list[Doc]]:
+        out: dict[str, list[Doc]] = {}
+        for item in self._query_all(keys.team_partition(team_id), ""):
+            kind, sep, _ = item["sk"]["S"].partition("#")
+            doc = _load(item) if sep and not kind.endswith("_NAME") else None
+            if doc is not None and "id" in doc:
+                out.setdefault(kind.lower(), []).append(doc)
+        return out
 
     # ---- AccountStore -----------------------------------------------------------------------------
 

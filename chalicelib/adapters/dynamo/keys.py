@@ -28,8 +28,13 @@ def resource_unique(team_id: str, kind: str, unique: str) -> Key:
 
 
 def resource_ref(resource_id: str) -> Key:
-    """Id -> owning team, for callers that only hold an id (the ingest URL carries only src_...)."""
+    """Id -> owning team and a copy of the document, for callers that only hold an id (the ingest URL)."""
     return _key(f"REF#{resource_id}", "REF")
+
+
+def routing(team_id: str) -> Key:
+    """The team's routing version: every resource write bumps it in the same transaction."""
+    return _key(team_partition(team_id), "ROUTING")
 
 
 def team(team_id: str) -> Key:
@@ -68,3 +73,91 @@ def secrets(team_id: str) -> Key:
 def api_key(key_hash: str) -> Key:
     """API key hash -> team; the key itself is never a key attribute."""
     return _key(f"APIKEY#{key_hash}", "APIKEY")
+
+
+# ---- records table ---------------------------------------------------------------------------------
+# Record items are one item per record (`<KIND>#<id>` / `<KIND>`), so every get is one GetItem; the
+# index keys below are attributes the records adapter derives from the document on every write.
+
+DUE_SHARDS = 8
+
+
+def request(request_id: str) -> Key:
+    return _key(f"REQ#{request_id}", "REQ")
+
+
+def event(event_id: str) -> Key:
+    return _key(f"EVT#{event_id}", "EVT")
+
+
+def ignored(ignored_id: str) -> Key:
+    return _key(f"IGN#{ignored_id}", "IGN")
+
+
+def attempt(attempt_id: str) -> Key:
+    return _key(f"ATT#{attempt_id}", "ATT")
+
+
+def team_timeline(team_id: str, kind: str) -> str:
+    """gsi1pk of a team's records of one kind (REQ, EVT, IGN, ATT): the observability lists' partition."""
+    return f"{team_partition(team_id)}#{kind}"
+
+
+def team_timeline_entry(team_id: str, kind: str, at: str, record_id: str) -> Key:
+    """gsi1 keys of a record: its team's timeline of its kind, ordered by (created or ingested at, id)."""
+    return {"gsi1pk": {"S": team_timeline(team_id, kind)}, "gsi1sk": {"S": f"{at}#{record_id}"}}
+
+
+def request_children(request_id: str) -> str:
+    """gsi2pk of the events and ignored branches of a request; gsi2sk begins with EVT# or IGN#."""
+    return f"REQ#{request_id}"
+
+
+def request_child(request_id: str, kind: str, child_id: str) -> Key:
+    """gsi2 keys of an event (kind EVT) or an ignored branch (kind IGN) under its request."""
+    return {"gsi2pk": {"S": request_children(request_id)}, "gsi2sk": {"S": f"{kind}#{child_id}"}}
+
+
+def event_attempts(event_id: str) -> str:
+    """gsi2pk of the attempts of an event; gsi2sk is ATT#<id>, so they come back in creation order."""
+    return f"EVT#{event_id}"
+
+
+def event_attempt(event_id: str, attempt_id: str) -> Key:
+    return {"gsi2pk": {"S": event_attempts(event_id)}, "gsi2sk": {"S": f"ATT#{attempt_id}"}}
+
+
+def due_shard(event_id: str) -> int:
+    """A stable shard of an event id (not Python's salted hash): spreads the due index over partitions."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:4], "big") % DUE_SHARDS
+
+
+def due_partitions() -> list[str]:
+    """Every gsi3pk the sweeper queries for pending work."""
+    return [f"DUE#{shard}" for shard in range(DUE_SHARDS)]
+
+
+def due_work(event_id: str, due: str) -> Key:
+    """gsi3 keys of a pending (SCHEDULED/QUEUED) event: due = lease_until while leased, else next_attempt_at."""
+    return {"gsi3pk": {"S": f"DUE#{due_shard(event_id)}"}, "gsi3sk": {"S": f"{due}#{event_id}"}}
+
+
+def held_partition(connection_id: str) -> str:
+    """gsi3pk of a paused connection's HOLD events, released on unpause."""
+    return f"HOLD#{connection_id}"
+
+
+def held_work(connection_id: str, created_at: str, event_id: str) -> Key:
+    return {"gsi3pk": {"S": held_partition(connection_id)}, "gsi3sk": {"S": f"{created_at}#{event_id}"}}
+
+
+def dedupe(key: str) -> Key:
+    """A deduplicate rule's claim on a key; `expires_at` (also the TTL) ends its window."""
+    return _key(f"DEDUPE#{key}", "DEDUPE")
+
+
+def rate_bucket(bucket: str) -> Key:
+    """A destination's token bucket: `tokens` and `updated_ms`, moved by conditional updates."""
+    return _key(f"RATE#{bucket}", "RATE")

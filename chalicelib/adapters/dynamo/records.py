@@ -1,0 +1,500 @@
+"""The records table on DynamoDB: requests, events, ignored branches, attempts, dedupe claims, rate buckets.
+
+Records are stored as native DynamoDB attributes (not one JSON string as in the control table), so
+conditions can compare fields (`status`, `lease_until`, `expires_at`) and index keys sit next to the
+fields they are derived from. Every index key is derived here from the document a write produces;
+callers never see or pass one. Key formats live in keys.py; docs/dynamodb.md has one row per pattern.
+
+A failed condition is an answer, not an error: the methods return False / None exactly as the
+in-memory fake does, and the contract suite runs the same assertions against both.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.adapters.dynamo import keys
+from chalicelib.domain.statuses import PENDING_EVENT_STATUSES, EventStatus
+from chalicelib.ports import Doc
+
+Item = dict[str, Any]
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+# Attributes the adapter owns; documents never carry them. `rev` counts an event's writes so a
+# read-derive-write (transition_event) can prove nothing moved in between.
+_INTERNAL = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "rev"})
+_LEASE = ("lease_id", "lease_until")
+_WORK_KEYS = ("gsi3pk", "gsi3sk")
+_PENDING = tuple(sorted(s.value for s in PENDING_EVENT_STATUSES))
+
+# ---- named conditions -------------------------------------------------------------------------------
+
+# "record is new": ids are deterministic (events, ignored branches) or random (requests), so a second
+# put of the same id is a replayed write and must not overwrite what workers changed since.
+RECORD_IS_NEW = "attribute_not_exists(pk)"
+# "request exists": finishing the routing of a request that is gone (expired) must not create a stub item.
+REQUEST_EXISTS = "attribute_exists(pk)"
+# "no live lease": a lease that expired (its worker died) no longer protects the event.
+NO_LIVE_LEASE = "(attribute_not_exists(lease_until) OR attribute_type(lease_until, :null) OR lease_until <= :now)"
+# "pending and free": exactly one worker at a time may deliver an event, and only while it waits for delivery.
+PENDING_AND_FREE = f"#status IN (:pending0, :pending1) AND {NO_LIVE_LEASE}"
+# "still our lease": a worker whose lease expired and was taken over must not overwrite the new holder's outcome.
+STILL_OUR_LEASE = "lease_id = :lease"
+# "unchanged since read": the work-index keys were derived from the read document.
+UNCHANGED_SINCE_READ = "rev = :rev"
+# "claim is free": no claim on the key, or its window ended (TTL deletion is late, and moto never does it).
+CLAIM_IS_FREE = "attribute_not_exists(pk) OR expires_at <= :now"
+# "bucket unchanged": the refill was computed from this exact (tokens, updated_ms); concurrent takers retry.
+BUCKET_UNCHANGED = "updated_ms = :read_ms AND tokens = :read_tokens"
+
+_TOKEN_RETRIES = 5
+_TRANSITION_RETRIES = 5
+_BATCH_GET_ROUNDS = 8
+
+
+# ---- conversion -------------------------------------------------------------------------------------
+
+
+def _to_dynamo(value: Any) -> Any:
+    """Python values TypeSerializer accepts: floats become Decimals (it refuses floats), tuples lists."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)  # a StrEnum member becomes its plain value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    """Back to the JSON-able shapes documents had: Decimal -> int (or float), Binary -> bytes."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Binary):
+        return bytes(value.value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def _av(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(_to_dynamo(value))
+
+
+def _item(doc: Doc) -> Item:
+    return {name: _av(value) for name, value in doc.items() if name not in _INTERNAL}
+
+
+def _doc(item: Item | None) -> Doc | None:
+    if not item:
+        return None
+    return {name: _from_dynamo(_deserializer.deserialize(av)) for name, av in item.items() if name not in _INTERNAL}
+
+
+def _rev(item: Item) -> int | None:
+    return int(item["rev"]["N"]) if "rev" in item else None
+
+
+def _is_conflict(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def _work_keys(doc: Doc) -> keys.Key | None:
+    """The sparse work index of an event: due time while pending, creation while held, none when final."""
+    status = doc.get("status")
+    if status in _PENDING:
+        return keys.due_work(doc["id"], _due_of(doc))
+    if status == EventStatus.HOLD:
+        return keys.held_work(doc["connection_id"], doc["created_at"], doc["id"])
+    return None
+
+
+def _due_of(doc: Doc) -> str:
+    """When a pending event needs the sweeper: when its lease ends while leased, else when its try is due."""
+    return doc.get("lease_until") or doc.get("next_attempt_at") or doc["created_at"]
+
+
+class _Update:
+    """Builds an UpdateExpression with placeholders for every name (documents use reserved words)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self._set: list[str] = []
+        self._remove: list[str] = []
+        self._add: list[str] = []
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#a{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any, *, raw: bool = False) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value if raw else _av(value)
+        return placeholder
+
+    def set(self, attribute: str, value: Any, *, raw: bool = False) -> None:
+        self._set.append(f"{self.name(attribute)} = {self.value(value, raw=raw)}")
+
+    def remove(self, attribute: str) -> None:
+        self._remove.append(self.name(attribute))
+
+    def add(self, attribute: str, number: int) -> None:
+        self._add.append(f"{self.name(attribute)} {self.value(number)}")
+
+    def set_work_keys(self, work: keys.Key | None) -> None:
+        if work is None:
+            for attribute in _WORK_KEYS:
+                self.remove(attribute)
+        else:
+            for attribute, av in work.items():
+                self.set(attribute, av, raw=True)
+
+    def kwargs(self, condition: str, condition_values: dict[str, Any]) -> dict[str, Any]:
+        clauses = []
+        if self._set:
+            clauses.append("SET " + ", ".join(self._set))
+        if self._remove:
+            clauses.append("REMOVE " + ", ".join(self._remove))
+        if self._add:
+            clauses.append("ADD " + ", ".join(self._add))
+        return {
+            "UpdateExpression": " ".join(clauses),
+            "ConditionExpression": condition,
+            # Conditions refer to the status field as `#status`.
+            "ExpressionAttributeNames": {**self.names, **({"#status": "status"} if "#status" in condition else {})},
+            "ExpressionAttributeValues": {**self.values, **condition_values},
+        }
+
+
+class DynamoRecordStore:
+    """RecordStore on the records table (pk/sk, gsi1 team timelines, gsi2 children, gsi3 work index)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _get(self, key: keys.Key) -> Item | None:
+        return self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+
+    def _put_new(self, item: Item) -> bool:
+        try:
+            self._db.put_item(TableName=self._table, Item=item, ConditionExpression=RECORD_IS_NEW)
+        except ClientError as exc:
+            if _is_conflict(exc):
+                return False
+            raise
+        return True
+
+    def _update(self, key: keys.Key, update: _Update, condition: str, values: dict[str, Any]) -> Item | None:
+        """The item after a conditional update, or None when the condition failed."""
+        try:
+            return self._db.update_item(
+                TableName=self._table, Key=key, ReturnValues="ALL_NEW", **update.kwargs(condition, values)
+            ).get("Attributes")
+        except ClientError as exc:
+            if _is_conflict(exc):
+                return None
+            raise
+
+    def _query(
+        self,
+        index: str,
+        pk_name: str,
+        pk: str,
+        *,
+        sk_condition: str = "",
+        values: dict[str, Any] | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Item]:
+        """The items of an index partition in sort-key order, lazily: all pages, or the first `limit` items."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{pk_name} = :pk{sk_condition}",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, **(values or {})},
+        }
+        left = limit
+        while left is None or left > 0:
+            sizes = [n for n in (left, page_size) if n is not None]
+            if sizes:
+                kwargs["Limit"] = min(sizes)
+            page = self._db.query(**kwargs)
+            items = page.get("Items", [])
+            yield from items
+            if left is not None:
+                left -= len(items)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _children(self, parent_pk: str, child_kind: str) -> list[Doc]:
+        items = self._query(
+            "gsi2",
+            "gsi2pk",
+            parent_pk,
+            sk_condition=" AND begins_with(gsi2sk, :kind)",
+            values={":kind": {"S": f"{child_kind}#"}},
+        )
+        return [doc for doc in map(_doc, items) if doc is not None]
+
+    def _batch_get(self, key_list: list[keys.Key]) -> list[Doc]:
+        """Full, strongly consistent documents for index hits (a GSI may lag behind the table)."""
+        found: list[Doc] = []
+        for start in range(0, len(key_list), 100):
+            request: dict[str, Any] = {self._table: {"Keys": key_list[start : start + 100], "ConsistentRead": True}}
+            for backoff in range(_BATCH_GET_ROUNDS):
+                if backoff:
+                    time.sleep(min(1.0, 0.05 * 2**backoff))  # keys left unprocessed mean throttling: back off
+                answer = self._db.batch_get_item(RequestItems=request)
+                found.extend(doc for doc in map(_doc, answer.get("Responses", {}).get(self._table, [])) if doc)
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError(f"DynamoDB left {len(request[self._table]['Keys'])} keys unprocessed")
+        return found
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    def put_request(self, request: Doc) -> bool:
+        item = {
+            **_item(request),
+            **keys.request(request["id"]),
+            **keys.team_timeline_entry(request["team_id"], "REQ", request["ingested_at"], request["id"]),
+        }
+        return self._put_new(item)
+
+    def get_request(self, request_id: str) -> Doc | None:
+        return _doc(self._get(keys.request(request_id)))
+
+    def finish_routing(self, request_id: str, *, events_count: int, ignored_count: int, routed_at: str) -> None:
+        update = _Update()
+        update.set("events_count", events_count)
+        update.set("ignored_count", ignored_count)
+        update.set("routed_at", routed_at)
+        self._update(keys.request(request_id), update, REQUEST_EXISTS, {})
+
+    # ---- events and ignored branches ------------------------------------------------------------
+
+    def put_event(self, event: Doc) -> bool:
+        item = {
+            **_item(event),
+            **keys.event(event["id"]),
+            **keys.team_timeline_entry(event["team_id"], "EVT", event["created_at"], event["id"]),
+            **keys.request_child(event["request_id"], "EVT", event["id"]),
+            **(_work_keys(event) or {}),
+            "rev": {"N": "1"},
+        }
+        return self._put_new(item)
+
+    def put_ignored(self, ignored: Doc) -> bool:
+        item = {
+            **_item(ignored),
+            **keys.ignored(ignored["id"]),
+            **keys.team_timeline_entry(ignored["team_id"], "IGN", ignored["created_at"], ignored["id"]),
+            **keys.request_child(ignored["request_id"], "IGN", ignored["id"]),
+        }
+        return self._put_new(item)
+
+    def get_event(self, event_id: str) -> Doc | None:
+        return _doc(self._get(keys.event(event_id)))
+
+    def events_of_request(self, request_id: str) -> list[Doc]:
+        return self._children(keys.request_children(request_id), "EVT")
+
+    def ignored_of_request(self, request_id: str) -> list[Doc]:
+        return self._children(keys.request_children(request_id), "IGN")
+
+    def lease_event(self, event_id: str, *, lease_id: str, now: str, until: str) -> Doc | None:
+        update = _Update()
+        update.set("lease_id", lease_id)
+        update.set("lease_until", until)
+        # A leased event is due when its lease ends: if the worker dies, the sweeper finds it then.
+        update.set_work_keys(keys.due_work(event_id, until))
+        update.add("rev", 1)
+        values = {
+            ":pending0": _av(_PENDING[0]),
+            ":pending1": _av(_PENDING[1]),
+            ":null": {"S": "NULL"},
+            ":now": _av(now),
+        }
+        return _doc(self._update(keys.event(event_id), update, PENDING_AND_FREE, values))
+
+    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
+        current = _doc(self._get(keys.event(event_id)))
+        if current is None or current.get("lease_id") != lease_id:
+            return False
+        # Only the lease holder writes an event while lease_id is its own (every other write replaces or
+        # removes lease_id), so the document read above is still current when the condition passes.
+        result = {**current, **changes}
+        for name in _LEASE:
+            result.pop(name, None)
+        update = self._changes(changes)
+        update.set_work_keys(_work_keys(result))
+        update.add("rev", 1)
+        return self._update(keys.event(event_id), update, STILL_OUR_LEASE, {":lease": _av(lease_id)}) is not None
+
+    def transition_event(self, event_id: str, *, from_statuses: frozenset[str], changes: Doc, now: str) -> Doc | None:
+        if not from_statuses:
+            return None
+        froms = sorted(str(s) for s in from_statuses)
+        status_in = "#status IN (" + ", ".join(f":from{i}" for i in range(len(froms))) + ")"
+        item = self._get(keys.event(event_id))
+        for _ in range(_TRANSITION_RETRIES):
+            current = _doc(item)
+            if item is None or current is None:
+                return None
+            result = {**current, **changes}
+            for name in _LEASE:
+                result.pop(name, None)
+            update = self._changes(changes)
+            update.set_work_keys(_work_keys(result))
+            update.add("rev", 1)
+            rev = _rev(item)
+            # "allowed from here and free" + "unchanged since read": the work keys come from `current`.
+            condition = f"{status_in} AND {NO_LIVE_LEASE} AND " + (
+                UNCHANGED_SINCE_READ if rev is not None else "attribute_not_exists(rev)"
+            )
+            values = {f":from{i}": _av(s) for i, s in enumerate(froms)}
+            values.update({":null": {"S": "NULL"}, ":now": _av(now)})
+            if rev is not None:
+                values[":rev"] = {"N": str(rev)}
+            written = self._update(keys.event(event_id), update, condition, values)
+            if written is not None:
+                return _doc(written)
+            fresh = self._get(keys.event(event_id))
+            if fresh is None or _rev(fresh) == rev:
+                return None  # nothing moved: the status or a live lease refused the transition
+            item = fresh  # another write landed in between: decide again on the new document
+        return None
+
+    def _changes(self, changes: Doc) -> _Update:
+        update = _Update()
+        for name, value in changes.items():
+            if name not in _INTERNAL and name not in _LEASE and name != "id":
+                update.set(name, value)
+        for name in _LEASE:
+            update.remove(name)
+        return update
+
+    # ---- attempts -------------------------------------------------------------------------------
+
+    def put_attempt(self, attempt: Doc) -> None:
+        item = {
+            **_item(attempt),
+            **keys.attempt(attempt["id"]),
+            **keys.team_timeline_entry(attempt["team_id"], "ATT", attempt["created_at"], attempt["id"]),
+            **keys.event_attempt(attempt["event_id"], attempt["id"]),
+        }
+        # Unconditional: attempt ids are fresh per try, so a write can only repeat itself, never clobber.
+        self._db.put_item(TableName=self._table, Item=item)
+
+    def get_attempt(self, attempt_id: str) -> Doc | None:
+        return _doc(self._get(keys.attempt(attempt_id)))
+
+    def attempts_of_event(self, event_id: str) -> list[Doc]:
+        return self._children(keys.event_attempts(event_id), "ATT")
+
+    # ---- the work index -------------------------------------------------------------------------
+
+    def due_events(self, *, before: str, limit: int) -> list[Doc]:
+        if limit <= 0:
+            return []
+        shards = [
+            self._query(
+                "gsi3",
+                "gsi3pk",
+                partition,
+                sk_condition=" AND gsi3sk < :before",
+                values={":before": {"S": before}},
+                limit=limit,
+            )
+            for partition in keys.due_partitions()
+        ]
+        # gsi3sk is `<due>#<id>` with fixed-width ISO times, so text order is (due, id) order.
+        hits = list(heapq.merge(*shards, key=lambda item: item["gsi3sk"]["S"]))[:limit]
+        docs = self._batch_get([{"pk": hit["pk"], "sk": hit["sk"]} for hit in hits])
+        # The index is eventually consistent: keep only what the table says is still pending and due.
+        due = [doc for doc in docs if doc.get("status") in _PENDING and _due_of(doc) < before]
+        return sorted(due, key=lambda doc: (_due_of(doc), doc["id"]))
+
+    def held_events(self, connection_id: str, *, limit: int) -> list[Doc]:
+        if limit <= 0:
+            return []
+        # Unpause releases page after page and stops at a short page; the index still lists events it
+        # released a moment ago, so read past those until `limit` are really held or the index ends.
+        hits = self._query("gsi3", "gsi3pk", keys.held_partition(connection_id), page_size=limit)
+        held: list[Doc] = []
+        while len(held) < limit:
+            chunk = list(islice(hits, limit - len(held)))
+            if not chunk:
+                break
+            docs = self._batch_get([{"pk": hit["pk"], "sk": hit["sk"]} for hit in chunk])
+            held += [d for d in docs if d.get("status") == EventStatus.HOLD and d["connection_id"] == connection_id]
+        return sorted(held, key=lambda doc: (doc["created_at"], doc["id"]))
+
+    # ---- dedupe claims and rate-limit buckets ---------------------------------------------------
+
+    def claim_dedupe(self, key: str, *, now_epoch: int, until_epoch: int) -> bool:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={**keys.dedupe(key), "expires_at": {"N": str(int(until_epoch))}},
+                ConditionExpression=CLAIM_IS_FREE,
+                ExpressionAttributeValues={":now": {"N": str(int(now_epoch))}},
+            )
+        except ClientError as exc:
+            if _is_conflict(exc):
+                return False
+            raise
+        return True
+
+    def take_token(self, bucket: str, *, capacity: int, refill_per_s: float, now_ms: int) -> int:
+        key = keys.rate_bucket(bucket)
+        for _ in range(_TOKEN_RETRIES):
+            item = self._get(key)
+            if item is None:
+                tokens, at_ms = float(capacity), now_ms
+            else:
+                tokens, at_ms = float(item["tokens"]["N"]), int(item["updated_ms"]["N"])
+            # Workers' clocks differ slightly: time never runs backwards for a bucket.
+            elapsed = max(0, now_ms - at_ms)
+            available = min(float(capacity), tokens + elapsed / 1000 * refill_per_s)
+            if available < 1:
+                # Refusing writes nothing: the refill is a function of time, so the next reader computes it.
+                return max(1, int((1 - available) / refill_per_s * 1000))
+            if self._write_bucket(key, item, tokens=available - 1, at_ms=max(at_ms, now_ms)):
+                return 0
+        # Others keep winning the bucket: it is busy, so wait about one token's time rather than spin.
+        return max(1, int(1000 / refill_per_s))
+
+    def _write_bucket(self, key: keys.Key, read: Item | None, *, tokens: float, at_ms: int) -> bool:
+        update = _Update()
+        update.set("tokens", tokens)
+        update.set("updated_ms", at_ms)
+        if read is None:
+            # "first use": of two first takers only one creates the bucket; the other reads it and retries.
+            return self._update(key, update, RECORD_IS_NEW, {}) is not None
+        values = {":read_ms": read["updated_ms"], ":read_tokens": read["tokens"]}
+        return self._update(key, update, BUCKET_UNCHANGED, values) is not None

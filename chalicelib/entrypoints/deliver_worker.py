@@ -1,0 +1,96 @@
+"""Deliver worker: the Lambda on the deliver queue (`@app.on_sqs_message`, partial batch responses).
+
+Each record is one `deliver_event` call. Records of a batch run side by side on a small thread pool,
+so one receiver that takes its full timeout does not hold up the others; the batch size of the
+deliver function must not exceed MAX_PARALLEL_DELIVERIES, or the last records would queue behind
+the first and the Lambda timeout would have to cover two HTTP timeouts.
+
+Failure semantics (powertools partial batch response): a delivery whose receiver misbehaved is a
+success here (the Attempt says what happened); a message that is not a deliver message, or a store or
+queue error, fails only its own record, so SQS retries that one and, after maxReceiveCount, moves it
+to the dead-letter queue, where the sweeper turns it into a FAILED event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from chalicelib import wiring
+from chalicelib.domain import messages
+from chalicelib.domain.messages import DeliverEvent, UnknownMessageError
+from chalicelib.flow.deliver import DeliverOutcome, deliver_event
+
+logger = Logger(service="fasthook-deliver")
+
+MAX_PARALLEL_DELIVERIES: Final = 10
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    # One pool per process (Lambda container), made on first use: threads are kept for the next batch.
+    return ThreadPoolExecutor(max_workers=MAX_PARALLEL_DELIVERIES, thread_name_prefix="fasthook-deliver")
+
+
+def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Deliver every record of an SQS batch; answers `{"batchItemFailures": [...]}` naming the records to retry."""
+    deps = wiring.container()
+
+    async def handle(record: SQSRecord) -> str:
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(_pool(), _deliver, deps, record.body, record.message_id)
+        return outcome.action.value
+
+    # A processor per batch: it keeps the batch's state, and local pollers may call this from several threads.
+    # Failures are reported per record even when all fail, rather than as one exception for the batch.
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    )
+
+
+def _deliver(deps: wiring.Container, body: str, message_id: str) -> DeliverOutcome:
+    try:
+        message = messages.decode(body)
+        if not isinstance(message, DeliverEvent):
+            raise UnknownMessageError(f"a {message.kind} message on the deliver queue")
+    except UnknownMessageError as exc:
+        # Permanent: retries cannot help, so it reaches the dead-letter queue after maxReceiveCount.
+        logger.error("unreadable deliver message", extra={"message_id": message_id, "reason": str(exc)})
+        raise
+    log_keys = {"message_id": message_id, "event_id": message.event_id, "team_id": message.team_id}
+    try:
+        outcome = deliver_event(
+            message=message,
+            records=deps.records,
+            resources=deps.resources,
+            accounts=deps.accounts,
+            payloads=deps.payloads,
+            queues=deps.queues,
+            sender=deps.sender,
+            mock_sender=deps.mock_sender,
+            clock=deps.clock,
+        )
+    except Exception:
+        # Logged here because the batch processor keeps failures quiet; re-raised so SQS retries the record.
+        logger.exception("delivery step failed; the message will be retried", extra=log_keys)
+        raise
+    logger.info(
+        "deliver message handled",
+        extra={
+            **log_keys,
+            "action": outcome.action.value,
+            "reason": outcome.reason,
+            "attempt_id": outcome.attempt_id,
+            "response_status": outcome.response_status,
+            "error_code": outcome.error_code,
+            "resend_delay_s": outcome.resend_delay_s,
+        },
+    )
+    return outcome

@@ -1,0 +1,69 @@
+"""Ingest entry point: the Lambda function URL that providers call (`/e/{source_id}[/any/path]`).
+
+Chalice has no function-URL support, so this is a plain `@app.lambda_function` and infra/ adds the
+URL. The embedded local server builds the same event shape and calls the same handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
+
+from chalicelib import wiring
+from chalicelib.flow.ingest import Inbound, IngestAnswer, IngestLimits, accept_request
+
+logger = Logger(service="fasthook-ingest")
+
+_PATH = re.compile(r"^/e/([^/]+)(/.*)?$")
+
+
+def _response(answer: IngestAnswer) -> dict[str, Any]:
+    headers = {"Content-Type": answer.content_type, **answer.headers}
+    if answer.request_id:
+        headers["x-fasthook-request-id"] = answer.request_id
+    return {"statusCode": answer.status, "headers": headers, "body": answer.body, "isBase64Encoded": False}
+
+
+def _error(status: int, error: str, message: str) -> dict[str, Any]:
+    return _response(IngestAnswer(status, json.dumps({"error": error, "message": message})))
+
+
+def handle_function_url(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    url_event = LambdaFunctionUrlEvent(event)
+    match = _PATH.match(url_event.raw_path or "")
+    if not match:
+        return _error(404, "not_found", "Webhooks are sent to /e/<source_id>")
+    raw = url_event.body or ""
+    try:
+        body = base64.b64decode(raw, validate=True) if url_event.is_base64_encoded else raw.encode()
+    except (binascii.Error, ValueError):
+        return _error(400, "bad_request", "The request body could not be decoded")
+    deps = wiring.container()
+    settings = deps.settings
+    inbound = Inbound(
+        source_id=match.group(1),
+        method=url_event.request_context.http.method,
+        path=match.group(2) or "",
+        query=url_event.raw_query_string or "",
+        headers={k.lower(): v for k, v in (url_event.headers or {}).items()},
+        body=body,
+    )
+    answer = accept_request(
+        inbound=inbound,
+        records=deps.records,
+        resources=deps.resources,
+        payloads=deps.payloads,
+        queues=deps.queues,
+        clock=deps.clock,
+        limits=IngestLimits(settings.max_body_bytes, settings.inline_body_bytes, settings.retention_days),
+    )
+    logger.info(
+        "ingested", extra={"source_id": inbound.source_id, "status": answer.status, "request_id": answer.request_id}
+    )
+    return _response(answer)

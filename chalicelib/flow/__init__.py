@@ -1,0 +1,1 @@
+"""The data path in reading order: ingest -> route -> deliver -> record, plus the sweeper."""

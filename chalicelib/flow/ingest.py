@@ -1,0 +1,171 @@
+"""Ingest: the provider's HTTP call becomes a durable Request before the provider gets its answer.
+
+Order matters: a large body goes to S3 first, then the Request item is written, then one message
+goes to the route queue; only then does the provider see 200. A rejected call (disabled source,
+method not allowed, failed verification, body too large) is stored too, with its cause, so an
+operator can see what a provider sent and why FastHook refused it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.domain import messages
+from chalicelib.domain.ids import Prefix, is_id, new_id
+from chalicelib.domain.statuses import RejectionCause, RequestStatus
+from chalicelib.domain.timefmt import iso
+from chalicelib.domain.verification import external_id, verify_request
+from chalicelib.ports import Clock, Doc, PayloadStore, Queues, RecordStore, ResourceStore
+
+CONTENT_TYPES = {"json": "application/json", "text": "text/plain", "xml": "application/xml"}
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_body_bytes: int
+    inline_body_bytes: int
+    retention_days: int
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One provider call as it reached FastHook: headers lower-cased, the path after /e/<source_id>."""
+
+    source_id: str
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class IngestAnswer:
+    status: int
+    body: str
+    content_type: str = "application/json"
+    request_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, payload: dict[str, Any], request_id: str | None = None, **headers: str) -> IngestAnswer:
+    return IngestAnswer(status, json.dumps(payload, separators=(",", ":")), request_id=request_id, headers=headers)
+
+
+def _parsed_body(headers: dict[str, str], body: bytes) -> Any:
+    if "json" not in headers.get("content-type", "").lower() or not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def accept_request(
+    *,
+    inbound: Inbound,
+    records: RecordStore,
+    resources: ResourceStore,
+    payloads: PayloadStore,
+    queues: Queues,
+    clock: Clock,
+    limits: IngestLimits,
+) -> IngestAnswer:
+    """Verify and store one provider call; route it when accepted. The answer is what the provider sees."""
+    found = resources.lookup(inbound.source_id) if is_id(inbound.source_id, Prefix.SOURCE) else None
+    if found is None:
+        return _json(404, {"error": "not_found", "message": f"No source {inbound.source_id[:64]}"})
+    team_id, source = found
+    config = source.get("config") or {}
+    now = clock.now()
+    request: Doc = {
+        "id": new_id(Prefix.REQUEST),
+        "team_id": team_id,
+        "source_id": source["id"],
+        "status": RequestStatus.ACCEPTED.value,
+        "rejection_cause": None,
+        "verified": False,
+        "method": inbound.method.upper(),
+        "path": inbound.path,
+        "query": inbound.query,
+        "headers": inbound.headers,
+        "body": None,
+        "body_key": None,
+        "body_size": len(inbound.body),
+        "content_type": inbound.headers.get("content-type"),
+        "external_id": None,
+        "ingested_at": iso(now),
+        "events_count": 0,
+        "ignored_count": 0,
+        "routed_at": None,
+        "is_retry": False,
+        "retry_of": None,
+        "retry_kind": None,
+        "batch_operation_id": None,
+        "expires_at": int((now + timedelta(days=limits.retention_days)).timestamp()),
+    }
+
+    def reject(cause: RejectionCause, status: int, error: str, message: str, *, keep_body: bool = True) -> IngestAnswer:
+        request.update(status=RequestStatus.REJECTED.value, rejection_cause=cause.value)
+        if keep_body:
+            _attach_body(request, inbound.body, payloads, limits)
+        records.put_request(request)
+        return _json(status, {"error": error, "message": message, "request_id": request["id"]}, request["id"])
+
+    if len(inbound.body) > limits.max_body_bytes:
+        return reject(
+            RejectionCause.PAYLOAD_TOO_LARGE,
+            413,
+            "payload_too_large",
+            f"Body of {len(inbound.body)} bytes is above the {limits.max_body_bytes} byte limit",
+            keep_body=False,
+        )
+    if source.get("disabled_at"):
+        return reject(RejectionCause.SOURCE_DISABLED, 403, "source_disabled", "This source is disabled")
+    allowed = config.get("allowed_http_methods") or ["POST", "PUT", "PATCH", "DELETE"]
+    if request["method"] not in allowed:
+        answer = reject(
+            RejectionCause.UNSUPPORTED_HTTP_METHOD,
+            405,
+            "method_not_allowed",
+            f"{request['method']} is not accepted by this source; allowed: {', '.join(allowed)}",
+        )
+        return IngestAnswer(
+            answer.status, answer.body, request_id=answer.request_id, headers={"Allow": ", ".join(allowed)}
+        )
+    verification = verify_request(
+        config, method=request["method"], headers=inbound.headers, query={}, raw_body=inbound.body, now=now
+    )
+    if verification.failure is not None:
+        return reject(
+            RejectionCause.VERIFICATION_FAILED,
+            401,
+            "verification_failed",
+            f"The request failed the source's verification: {verification.failure}",
+        )
+    request["verified"] = verification.verified
+    request["external_id"] = external_id(config, inbound.headers, _parsed_body(inbound.headers, inbound.body))
+    _attach_body(request, inbound.body, payloads, limits)
+    records.put_request(request)
+    queues.send_route(messages.encode(messages.RouteRequest(team_id=team_id, request_id=request["id"])))
+    return _answer(config, request["id"])
+
+
+def _attach_body(request: Doc, body: bytes, payloads: PayloadStore, limits: IngestLimits) -> None:
+    """Small bodies live in the Request item; larger ones go to S3 first, so the item never points nowhere."""
+    if len(body) <= limits.inline_body_bytes:
+        request["body"] = body
+        return
+    key = f"{request['team_id']}/requests/{request['id']}"
+    payloads.put(key, body)
+    request["body_key"] = key
+
+
+def _answer(config: Doc, request_id: str) -> IngestAnswer:
+    custom = config.get("custom_response")
+    if custom:
+        return IngestAnswer(200, custom["body"], CONTENT_TYPES.get(custom["content_type"], "text/plain"), request_id)
+    return _json(200, {"status": "SUCCESS", "request_id": request_id}, request_id)
