@@ -22,6 +22,7 @@ from typing import Any
 
 from local.server import LocalServer, PortInUseError
 from local.stack import EmbeddedStack, StackError
+from local.workers import Workers
 
 DEFAULT_PORT = 8000
 DEMO_SOURCE = {"name": "demo-source", "description": "Created by make run"}
@@ -128,11 +129,14 @@ def main() -> int:
     port = int(os.environ.get("FASTHOOK_PORT") or DEFAULT_PORT)
     server: LocalServer | None = None
     stack: EmbeddedStack | None = None
+    workers: Workers | None = None
     try:
         # Bind first: a taken port is the likeliest failure, and it should not cost a moto start.
         server = LocalServer(port)
         stack = EmbeddedStack(http_port=server.port).start()
         server.start()
+        # The route and deliver pollers and the sweeper: what Lambda's event sources do in AWS.
+        workers = Workers().start()
         demo = bootstrap_demo(server.port)
         print(banner(server.url, demo, stack), flush=True)
         while True:
@@ -155,6 +159,8 @@ def main() -> int:
         # A second Ctrl-C must not cut the shutdown short and leave moto's thread half-stopped.
         signal.signal(signal.SIGINT, _ignore)
         signal.signal(signal.SIGTERM, _ignore)
+        if workers is not None:
+            workers.stop()
         if server is not None:
             server.stop()
         if stack is not None:

@@ -46,7 +46,9 @@ READ_ONLY_FIELDS = frozenset(
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, str_strip_whitespace=False)
+    # defer_build: validators are compiled on first use, so a Lambda that never sees a control body
+    # (ingest, the workers) does not pay for compiling them at cold start.
+    model_config = ConfigDict(extra="forbid", strict=False, str_strip_whitespace=False, defer_build=True)
 
 
 class Body(Strict):
@@ -158,6 +160,8 @@ class SourceUpdate(Body):
 
 
 class Source(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     team_id: str
     name: str
@@ -231,6 +235,8 @@ class DestinationUpdate(Body):
 
 
 class Destination(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     team_id: str
     name: str
@@ -277,6 +283,8 @@ class TransformationUpdate(Body):
 
 
 class Transformation(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     team_id: str
     name: str
@@ -316,6 +324,8 @@ class ConnectionUpdate(Body):
 
 
 class Connection(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     team_id: str
     name: str
