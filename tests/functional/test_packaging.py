@@ -120,3 +120,20 @@ def test_each_stage_sets_every_setting_the_lambdas_read(stage: str) -> None:
     # Then
     assert set(names) == set(ENV_NAMES.values()) - NOT_IN_LAMBDA
     assert names["FASTHOOK_STAGE"] == stage
+
+
+def test_chalice_package_declares_the_queue_workers_the_sweeper_and_ingest(template: dict[str, Any]) -> None:
+    # Given
+    functions = {
+        key: res["Properties"] for key, res in template["Resources"].items() if res["Type"] == "AWS::Serverless::Function"
+    }
+    # Then: each worker is subscribed to its own queue, the sweeper runs every minute, ingest stands alone
+    for function, queue in (("RouteWorker", "route"), ("DeliverWorker", "deliver")):
+        [event] = functions[function]["Events"].values()
+        assert event["Type"] == "SQS"
+        assert json.dumps(event["Properties"]["Queue"]).endswith(f'fasthook-dev-{queue}"}}')
+        assert event["Properties"]["BatchSize"] == 10
+    [schedule] = functions["Sweeper"]["Events"].values()
+    assert schedule == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    assert "Events" not in functions["Ingest"]
+    assert functions["DeliverWorker"]["Timeout"] == 75
