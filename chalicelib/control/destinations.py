@@ -90,13 +90,20 @@ def update_destination(
 def upsert_destination(
     *, team_id: str, body: DestinationCreate, store: ResourceStore, clock: Clock
 ) -> tuple[Doc, bool]:
-    existing = store.get_by_unique(team_id, KIND.name, body.name)
-    if existing is None:
-        return create_destination(team_id=team_id, body=body, store=store, clock=clock), True
-    update = DestinationUpdate.model_validate(body.model_dump(exclude_unset=True))
-    return update_destination(
-        team_id=team_id, destination_id=existing["id"], body=update, store=store, clock=clock
-    ), False
+    return res.upsert_by_name(
+        store,
+        team_id,
+        KIND,
+        body.name,
+        create=lambda: create_destination(team_id=team_id, body=body, store=store, clock=clock),
+        update=lambda existing_id: update_destination(
+            team_id=team_id,
+            destination_id=existing_id,
+            store=store,
+            clock=clock,
+            body=DestinationUpdate.model_validate(body.model_dump(exclude_unset=True)),
+        ),
+    )
 
 
 def set_destination_enabled(

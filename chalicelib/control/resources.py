@@ -104,6 +104,22 @@ def change_resource(
     raise ConcurrentUpdateError()
 
 
+def upsert_by_name(
+    store: ResourceStore,
+    team_id: str,
+    kind: Kind,
+    name: str,
+    *,
+    create: Callable[[], Doc],
+    update: Callable[[str], Doc],
+) -> tuple[Doc, bool]:
+    """PUT on a collection: update the resource of that name, or create it; the bool says it was created."""
+    existing = store.get_by_unique(team_id, kind.name, name)
+    if existing is None:
+        return create(), True
+    return update(existing["id"]), False
+
+
 def delete_resource(store: ResourceStore, team_id: str, kind: Kind, resource_id: str) -> Doc:
     doc = get_resource(store, team_id, kind, resource_id)
     if not store.delete(team_id, kind.name, doc["id"], unique=kind.unique(doc)):

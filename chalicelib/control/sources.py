@@ -69,12 +69,20 @@ def update_source(*, team_id: str, source_id: str, body: SourceUpdate, store: Re
 
 
 def upsert_source(*, team_id: str, body: SourceCreate, store: ResourceStore, clock: Clock) -> tuple[Doc, bool]:
-    """Create by name, or update the source of that name; the bool says whether it was created."""
-    existing = store.get_by_unique(team_id, KIND.name, body.name)
-    if existing is None:
-        return create_source(team_id=team_id, body=body, store=store, clock=clock), True
-    update = SourceUpdate.model_validate(body.model_dump(exclude_unset=True))
-    return update_source(team_id=team_id, source_id=existing["id"], body=update, store=store, clock=clock), False
+    return res.upsert_by_name(
+        store,
+        team_id,
+        KIND,
+        body.name,
+        create=lambda: create_source(team_id=team_id, body=body, store=store, clock=clock),
+        update=lambda existing_id: update_source(
+            team_id=team_id,
+            source_id=existing_id,
+            store=store,
+            clock=clock,
+            body=SourceUpdate.model_validate(body.model_dump(exclude_unset=True)),
+        ),
+    )
 
 
 def set_source_enabled(*, team_id: str, source_id: str, enabled: bool, store: ResourceStore, clock: Clock) -> Doc:
