@@ -28,6 +28,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format chalicelib app.py local infra tests
 
+# Webhooks through the embedded stack at a fixed rate: latencies, AWS calls, $ per million (bench/results/).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 # SAM template + zips for a stage (STAGE=prod make package); chalice needs a region even to package.
 STAGE ?= dev
 package: $(STAMP)

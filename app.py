@@ -3,6 +3,7 @@
 from chalice import Chalice, Rate
 
 from chalicelib.entrypoints import (
+    attempts,
     auth,
     connections,
     destinations,
@@ -33,6 +34,7 @@ for module in (
     project_secrets,
     events,
     requests,
+    attempts,
     openapi,
 ):
     for prefix in CONTROL_PREFIXES:

@@ -7,8 +7,12 @@ raises a domain error when its condition fails.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from chalicelib.domain.transforms import TransformResult
 
 Doc = dict[str, Any]
 
@@ -95,6 +99,40 @@ class AccountStore(Protocol):
     def team_for_api_key(self, key_hash: str) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class TimelineQuery:
+    """A window of a team's records of one kind, in time order, with the filters a list or count applies.
+
+    A record's position is `<time>#<id>` (ingested_at for requests, created_at for the rest), so
+    positions sort like (time, id). `start`/`end` bound the time, both inclusive; `after` is the
+    position of the last record a previous page returned (exclusive), so a cursor is a key, not an
+    offset. Records whose `expires_at` epoch is at or before `now` are never returned nor counted.
+    """
+
+    start: str
+    end: str
+    now: datetime
+    limit: int = 100
+    ascending: bool = False
+    after: str | None = None
+    # field IN values, for each pair; a one-value tuple is an equality.
+    fields: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    # Pending events with (True) or without (False) a live delivery lease; None: either.
+    in_flight: bool | None = None
+    # `search` matches a record whose `search_exact` field equals it or whose `search_prefix` field starts with it.
+    search: str | None = None
+    search_exact: tuple[str, ...] = ()
+    search_prefix: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    """Records of a TimelineQuery, and where to resume (`after`) when more may follow, else None."""
+
+    items: list[Doc]
+    resume: str | None
+
+
 class RecordStore(Protocol):
     """Requests, events, ignored branches, attempts, dedupe claims and rate-limit buckets.
 
@@ -146,6 +184,16 @@ class RecordStore(Protocol):
     def take_token(self, bucket: str, *, capacity: int, refill_per_s: float, now_ms: int) -> int:
         """Take one token from a token bucket; 0 when taken, else milliseconds until one is available."""
 
+    def query_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> TimelinePage:
+        """Up to `query.limit` of the team's records of `kind` (REQ, EVT, IGN, ATT) that match, in order.
+
+        `resume` is None when the window holds no further match; a store may also stop early after a
+        bounded amount of reading and return fewer items with a `resume` position.
+        """
+
+    def count_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> int:
+        """How many records every page of `query_timeline` together returns (limit and after ignored)."""
+
 
 class PayloadStore(Protocol):
     """Bodies too large to keep inline (S3)."""
@@ -170,5 +218,9 @@ class Sender(Protocol):
 
 
 class Transformer(Protocol):
-    def transform(self, *, code: str, env: dict[str, str], request: Doc, context: Doc) -> Doc:
-        """Run a transformation; the transformed request, or TransformationError."""
+    def transform(self, *, code: str, env: dict[str, str], request: Doc, context: Doc) -> TransformResult | Doc:
+        """Run a transformation; a TransformResult (what it returned, its console lines), or TransformationError.
+
+        A bare returned request is still accepted (the port's first shape); `read_transformed_request`
+        and `logs_of` in domain/transforms.py read either.
+        """

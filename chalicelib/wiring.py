@@ -91,9 +91,9 @@ class Container:
     def transformer(self) -> Transformer:
         if "transformer" in self.overrides:
             return self.overrides["transformer"]
-        from chalicelib.domain.transforms import NoTransformer
+        from chalicelib.adapters.quickjs_engine import QuickJsTransformer
 
-        return NoTransformer()
+        return QuickJsTransformer()
 
     @cached_property
     def routing(self) -> Any:

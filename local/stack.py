@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import socket
+import threading
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -40,6 +42,78 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class SerializedDynamoDB:
+    """WSGI middleware: DynamoDB requests run one at a time; every other service stays concurrent.
+
+    Each DynamoDB request is atomic in AWS: a ConditionExpression is evaluated and the write applied as
+    one step. moto evaluates the condition and then writes without a lock, so two threads can both pass
+    the same condition (two workers both win one event's lease). The embedded stack serves workers,
+    the API and ingest from threads, so it serializes DynamoDB calls, restoring exactly AWS's
+    per-request guarantee and no more: an adapter's read-then-conditional-write still interleaves with
+    other threads between its calls, as it does in AWS. SQS long polls and S3 transfers are not held up.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def is_dynamodb(environ: dict[str, Any]) -> bool:
+        # Every DynamoDB (and DynamoDB Streams) call is a JSON POST naming its operation in X-Amz-Target.
+        return str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not self.is_dynamodb(environ):
+            return self._app(environ, start_response)
+        with self._lock:
+            answer = self._app(environ, start_response)
+            try:
+                # The body is produced inside the lock too: moto may build it lazily from the backend's state.
+                return [b"".join(answer)]
+            finally:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
+
+
+class MotoServer:
+    """moto's server on a thread (as moto's ThreadedMotoServer), with DynamoDB requests serialized."""
+
+    def __init__(self, ip_address: str, port: int) -> None:
+        self._address = (ip_address, port)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = SerializedDynamoDB(DomainDispatcherApplication(create_backend_app))
+        # Bound here, in the caller's thread: a port that cannot be bound raises now instead of hanging.
+        self._server = make_server(*self._address, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server, self._thread = None, None
 
 
 class EmbeddedStack:
@@ -123,16 +197,16 @@ class EmbeddedStack:
             self._export({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}, reset=False)
 
     def _start_moto(self) -> str:
-        from moto.server import ThreadedMotoServer
-
         # werkzeug logs every AWS call moto serves; FastHook's own access log is enough.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
         if self.moto_port and not _port_is_free(self.moto_port):
-            # moto's start() waits forever when its thread fails to bind, so check first.
             raise StackError(f"port {self.moto_port} (FASTHOOK_MOTO_PORT) is already in use on 127.0.0.1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
-        server.start()
+        server = MotoServer("127.0.0.1", self.moto_port)
+        try:
+            server.start()
+        except OSError as exc:  # taken between the check and the bind
+            raise StackError(f"could not listen on 127.0.0.1:{self.moto_port} for moto: {exc}") from exc
         self._moto = server
         host, port = server.get_host_and_port()
         self.moto_port = port

@@ -4,6 +4,10 @@ In AWS, Lambda's SQS event source mappings and an EventBridge schedule call the 
 threads long-poll the same queues on the embedded endpoint and call the very same handler functions
 with the same event shapes, including partial batch failures: only messages the handler reports as
 failed stay on the queue, to come back after their visibility timeout (and reach the DLQ in the end).
+A handler that raises is a crashed Lambda: nothing of its batch is deleted, every message comes back.
+
+Tests inject faults by handing Workers their own handler (`deliver_handler=...` etc.), usually one
+that wraps the real handler; without overrides the pollers call exactly what AWS calls.
 """
 
 from __future__ import annotations
@@ -100,10 +104,27 @@ class Timer(threading.Thread):
 
 
 class Workers:
-    """The route and deliver pollers and the sweeper, wired to the settings the stack exported."""
+    """The route and deliver pollers and the sweeper, wired to the settings the stack exported.
 
-    def __init__(self, *, sweep_every_s: float = 60.0) -> None:
+    `route_handler`, `deliver_handler` and `sweep_handler` replace the entry points the pollers call
+    (for fault injection in tests); `deliver_pollers` > 1 plays Lambda running several deliver
+    functions at once, so one slow batch does not hold up the next and SQS duplicates can race.
+    """
+
+    def __init__(
+        self,
+        *,
+        sweep_every_s: float = 60.0,
+        route_handler: Handler | None = None,
+        deliver_handler: Handler | None = None,
+        sweep_handler: Handler | None = None,
+        deliver_pollers: int = 1,
+    ) -> None:
+        if deliver_pollers < 1:
+            raise ValueError("deliver_pollers must be at least 1")
         self.sweep_every_s = sweep_every_s
+        self.deliver_pollers = deliver_pollers
+        self._overrides = {"route": route_handler, "deliver": deliver_handler, "sweep": sweep_handler}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -117,21 +138,25 @@ class Workers:
         def route() -> Handler:
             from chalicelib.entrypoints.route_worker import handle_route_batch
 
-            return handle_route_batch
+            return self._overrides["route"] or handle_route_batch
 
         def deliver() -> Handler:
             from chalicelib.entrypoints.deliver_worker import handle_deliver_batch
 
-            return handle_deliver_batch
+            return self._overrides["deliver"] or handle_deliver_batch
 
         def sweep() -> Handler:
             from chalicelib.entrypoints.sweeper import handle_sweep
 
-            return handle_sweep
+            return self._overrides["sweep"] or handle_sweep
 
+        delivers = [
+            QueuePoller(f"deliver-{n}" if n else "deliver", sqs, settings.deliver_queue_url, deliver, self._stop)
+            for n in range(self.deliver_pollers)
+        ]
         self._threads = [
             QueuePoller("route", sqs, settings.route_queue_url, route, self._stop),
-            QueuePoller("deliver", sqs, settings.deliver_queue_url, deliver, self._stop),
+            *delivers,
             Timer("sweeper", self.sweep_every_s, sweep, self._stop),
         ]
         for thread in self._threads:

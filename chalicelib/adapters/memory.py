@@ -11,7 +11,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.errors import AlreadyExistsError, ConcurrentUpdateError
-from chalicelib.ports import Doc
+from chalicelib.domain.timefmt import iso
+from chalicelib.ports import Doc, TimelinePage, TimelineQuery
 
 
 class FixedClock:
@@ -328,6 +329,58 @@ class MemoryRecordStore:
                 return 0
             self._buckets[bucket] = (tokens, at_ms)
             return max(1, int((1 - tokens) / refill_per_s * 1000))
+
+    # ---- team timelines (the observability lists) -----------------------------------------------
+
+    def _timeline(self, team_id: str, kind: str, query: TimelineQuery) -> list[tuple[str, Doc]]:
+        """(position, doc) of every matching record in the window, in the query's order."""
+        records, at = {
+            "REQ": (self.requests, "ingested_at"),
+            "EVT": (self.events, "created_at"),
+            "IGN": (self.ignored, "created_at"),
+            "ATT": (self.attempts, "created_at"),
+        }[kind]
+        low, high = f"{query.start}#", f"{query.end}#~"
+        with self._lock:
+            found = [
+                (f"{doc[at]}#{doc['id']}", doc)
+                for doc in records.values()
+                if doc.get("team_id") == team_id and low <= f"{doc[at]}#{doc['id']}" <= high
+            ]
+        found = [(pos, copy.deepcopy(doc)) for pos, doc in found if timeline_matches(doc, query)]
+        return sorted(found, key=lambda pair: pair[0], reverse=not query.ascending)
+
+    def query_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> TimelinePage:
+        found = self._timeline(team_id, kind, query)
+        if query.after is not None:
+            after = query.after
+            found = [(p, d) for p, d in found if (p > after if query.ascending else p < after)]
+        page = found[: query.limit]
+        resume = page[-1][0] if len(found) > query.limit else None
+        return TimelinePage([doc for _, doc in page], resume)
+
+    def count_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> int:
+        return len(self._timeline(team_id, kind, query))
+
+
+def timeline_matches(doc: Doc, query: TimelineQuery) -> bool:
+    """The filters of a TimelineQuery on one document: what the DynamoDB FilterExpression says."""
+    now_epoch = int(query.now.timestamp())
+    if isinstance(doc.get("expires_at"), int) and doc["expires_at"] <= now_epoch:
+        return False
+    if any(doc.get(name) not in values for name, values in query.fields):
+        return False
+    if query.in_flight is not None:
+        lease_until = doc.get("lease_until")
+        live = isinstance(lease_until, str) and lease_until > iso(query.now)
+        if live != query.in_flight:
+            return False
+    if query.search is not None:
+        q = query.search
+        exact = any(doc.get(name) == q for name in query.search_exact)
+        prefix = any(isinstance(doc.get(name), str) and doc[name].startswith(q) for name in query.search_prefix)
+        return exact or prefix
+    return True
 
 
 class MemoryPayloadStore:

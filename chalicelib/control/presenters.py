@@ -39,14 +39,19 @@ def present_data(method: str, path: str, query: str, headers: dict[str, str], bo
 
 def present_request(doc: Doc, *, body: bytes | None = None, include_data: bool = False) -> Doc:
     out = {k: v for k, v in doc.items() if k not in _INTERNAL and k != "headers" and k != "query"}
+    # Lists order every record by (created_at, id); a request's creation is its ingestion.
+    out.setdefault("created_at", doc.get("ingested_at"))
     if include_data:
         out["data"] = present_data(doc["method"], doc["path"], doc["query"], doc["headers"], body)
     return out
 
 
-def present_event(doc: Doc) -> Doc:
+def present_event(doc: Doc, *, data: Doc | None = None) -> Doc:
+    """An event; `data` (from present_data) on the detail route, where the stored payload is shown."""
     out = {k: v for k, v in doc.items() if k not in _INTERNAL}
     out["webhook_id"] = doc["connection_id"]
+    if data is not None:
+        out["data"] = data
     return out
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import hashlib
 
 from chalicelib.control import resources as res
-from chalicelib.domain.errors import InUseError
+from chalicelib.domain.errors import InUseError, ValidationError
 from chalicelib.domain.ids import Prefix, new_id
 from chalicelib.domain.models import TransformationCreate, TransformationUpdate
-from chalicelib.ports import Clock, Doc, ResourceStore
+from chalicelib.domain.transforms import (
+    TransformationRun,
+    TransformResult,
+    logs_of,
+    read_transformed_request,
+    transform_input,
+)
+from chalicelib.ports import Clock, Doc, ResourceStore, Transformer
 
 KIND = res.TRANSFORMATION
 
@@ -83,3 +90,35 @@ def delete_transformation(*, team_id: str, transformation_id: str, store: Resour
             "remove it from their rules first"
         )
     return res.delete_resource(store, team_id, KIND, doc["id"])
+
+
+# What a test run's code sees as `context`: there is no connection, so the summaries are empty
+# rather than missing (code reading `context.connection.name` runs as it would in the pipeline).
+RUN_CONTEXT: Doc = {
+    "connection": {"id": None, "name": None},
+    "source": {"id": None, "name": None},
+    "destination": {"id": None, "name": None, "type": None},
+}
+
+
+def run_transformation(*, team_id: str, body: TransformationRun, store: ResourceStore, transformer: Transformer) -> Doc:
+    """Run code (or a stored transformation) on a sample request: `{request, logs, duration_ms}`.
+
+    TransformationError (422 with the console lines) when the code throws, breaks a limit or
+    returns something that is not a request. `env` defaults to the stored transformation's.
+    """
+    if (body.code is None) == (body.transformation_id is None):
+        raise ValidationError("code: give either code or transformation_id", field="code")
+    if body.transformation_id is not None:
+        stored = res.get_resource(store, team_id, KIND, body.transformation_id)
+        code, env = stored["code"], body.env if body.env is not None else stored.get("env") or {}
+    else:
+        code, env = body.code or "", body.env or {}
+    sample = body.request
+    given = transform_input(
+        method=sample.method, path=sample.path, query=sample.query, headers=sample.headers, body=sample.body
+    )
+    returned = transformer.transform(code=code, env=env, request=given, context=RUN_CONTEXT)
+    request = read_transformed_request(returned, original=given)
+    duration_ms = returned.duration_ms if isinstance(returned, TransformResult) else 0.0
+    return {"request": request, "logs": logs_of(returned), "duration_ms": duration_ms}

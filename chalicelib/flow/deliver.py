@@ -26,8 +26,9 @@ the receiver gets the same event again, with the same `x-fasthook-event-id` for 
 from __future__ import annotations
 
 import math
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -59,6 +60,7 @@ from chalicelib.ports import AccountStore, Clock, Doc, PayloadStore, Queues, Rec
 
 LEASE_MARGIN_S: Final = 15
 MAX_DELAY_S: Final = 900  # SQS's longest DelaySeconds
+MAX_INLINE_WAIT_MS: Final = 1000  # rate-limit waits shorter than this are spent in the worker, longer ones on SQS
 # A message may arrive a little before its event is due (the delay is whole seconds, clocks differ);
 # within this much it is delivered rather than sent round again.
 EARLY_TOLERANCE_S: Final = 1.0
@@ -109,8 +111,13 @@ def deliver_event(
     mock_sender: Sender,
     clock: Clock,
     lease_margin_s: int = LEASE_MARGIN_S,
+    pause: Callable[[float], None] = time.sleep,
 ) -> DeliverOutcome:
-    """Try to deliver the event a deliver message names; see the module docstring for the steps."""
+    """Try to deliver the event a deliver message names; see the module docstring for the steps.
+
+    `pause` waits out a rate-limit slot shorter than a second in the worker (SQS delays are whole
+    seconds, so sending the message back for 100 ms would cost a full second of throughput).
+    """
     event_id = message.event_id
     event = records.get_event(event_id)
     if event is None or event.get("team_id") != message.team_id:
@@ -152,6 +159,13 @@ def deliver_event(
 
     trigger = str(leased.get("next_trigger") or message.trigger)
     wait_ms = take_delivery_token(records, destination, now=now, lease_margin_s=lease_margin_s)
+    waited_ms = 0
+    while 0 < wait_ms and waited_ms + wait_ms < MAX_INLINE_WAIT_MS:
+        # Held well inside the lease (the lease covers the HTTP timeout plus its margin).
+        pause(wait_ms / 1000)
+        waited_ms += wait_ms
+        now = clock.now()
+        wait_ms = take_delivery_token(records, destination, now=now, lease_margin_s=lease_margin_s)
     if wait_ms:
         delay_s = _delay_s(wait_ms)
         changes = {"next_attempt_at": iso(now + timedelta(seconds=delay_s)), "updated_at": iso(now)}
@@ -206,11 +220,11 @@ def take_delivery_token(
     """Take the destination's rate-limit token: 0 when the delivery may go now, else ms until one is due.
 
     `rate_limit` per second|minute|hour: DESIGN.md says "the bucket holds at most rate_limit tokens, so
-    deliveries are spread, never burst". The bucket holds one second's share (rate_limit / period per
-    second, at least 1 token, never more than rate_limit) and refills at rate_limit / period: 600/minute
-    sends 10 in a second and no more, 60/minute one a second, 1000/hour one every 3.6 s. A full
-    period's worth never goes out at once after an idle spell, and because SQS delays are whole
-    seconds, a second's share per refill keeps the achieved rate at the configured one above 1/s.
+    deliveries are spread, never burst". The bucket holds one token and refills at rate_limit / period:
+    deliveries are evenly spaced (10/second is one every 100 ms, 60/minute one a second), so no window
+    of one period ever sees more than rate_limit of them, even while webhooks keep arriving. A wait
+    shorter than a second is spent in the worker (deliver_event's `pause`), so spacing below one
+    second does not cost SQS's one-second delay granularity.
 
     `concurrent`: at most rate_limit deliveries in flight. The store has token buckets but no
     semaphore (a bucket cannot be given a token back), so this is approximated by a bucket of
@@ -235,9 +249,7 @@ def take_delivery_token(
     seconds = RATE_PERIOD_S.get(period)
     if seconds is None:
         return 0
-    per_second = limit / seconds
-    capacity = max(1, min(limit, math.ceil(per_second)))
-    return records.take_token(f"rate#{destination['id']}", capacity=capacity, refill_per_s=per_second, now_ms=now_ms)
+    return records.take_token(f"rate#{destination['id']}", capacity=1, refill_per_s=limit / seconds, now_ms=now_ms)
 
 
 # ---- building the request ---------------------------------------------------------------------------

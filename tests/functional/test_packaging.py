@@ -125,7 +125,9 @@ def test_each_stage_sets_every_setting_the_lambdas_read(stage: str) -> None:
 def test_chalice_package_declares_the_queue_workers_the_sweeper_and_ingest(template: dict[str, Any]) -> None:
     # Given
     functions = {
-        key: res["Properties"] for key, res in template["Resources"].items() if res["Type"] == "AWS::Serverless::Function"
+        key: res["Properties"]
+        for key, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
     }
     # Then: each worker is subscribed to its own queue, the sweeper runs every minute, ingest stands alone
     for function, queue in (("RouteWorker", "route"), ("DeliverWorker", "deliver")):

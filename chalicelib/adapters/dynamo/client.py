@@ -10,7 +10,12 @@ from botocore.config import Config
 def make_client(service: str, *, region: str, endpoint: str | None) -> Any:
     import boto3
 
+    # The deliver worker shares one client across its delivery threads (up to 10) and its own calls.
     config = Config(
-        retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=2, read_timeout=10, tcp_keepalive=True
+        retries={"max_attempts": 5, "mode": "adaptive"},
+        connect_timeout=2,
+        read_timeout=10,
+        tcp_keepalive=True,
+        max_pool_connections=32,
     )
     return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=config)

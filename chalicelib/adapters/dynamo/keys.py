@@ -108,6 +108,14 @@ def team_timeline_entry(team_id: str, kind: str, at: str, record_id: str) -> Key
     return {"gsi1pk": {"S": team_timeline(team_id, kind)}, "gsi1sk": {"S": f"{at}#{record_id}"}}
 
 
+def team_timeline_bounds(start: str, end: str) -> tuple[str, str]:
+    """gsi1sk range of a time window, both ends inclusive: every `<time>#<id>` with start <= time <= end.
+
+    `#` sorts before every character of an id and `~` after, so the bounds need no real id.
+    """
+    return f"{start}#", f"{end}#~"
+
+
 def request_children(request_id: str) -> str:
     """gsi2pk of the events and ignored branches of a request; gsi2sk begins with EVT# or IGN#."""
     return f"REQ#{request_id}"

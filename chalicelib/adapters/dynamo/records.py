@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -23,7 +24,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.dynamo import keys
 from chalicelib.domain.statuses import PENDING_EVENT_STATUSES, EventStatus
-from chalicelib.ports import Doc
+from chalicelib.domain.timefmt import iso
+from chalicelib.ports import Doc, TimelinePage, TimelineQuery
 
 Item = dict[str, Any]
 
@@ -187,9 +189,13 @@ class _Update:
 class DynamoRecordStore:
     """RecordStore on the records table (pk/sk, gsi1 team timelines, gsi2 children, gsi3 work index)."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, *, timeline_pages: int = 8, timeline_page_items: int = 1000) -> None:
         self._db = client
         self._table = table
+        # One list call reads at most `timeline_pages` Query pages of at most `timeline_page_items` items,
+        # then answers with what it found and a resume position: a rare filter never makes a call unbounded.
+        self._timeline_pages = timeline_pages
+        self._timeline_page_items = timeline_page_items
 
     # ---- helpers --------------------------------------------------------------------------------
 
@@ -453,6 +459,97 @@ class DynamoRecordStore:
             docs = self._batch_get([{"pk": hit["pk"], "sk": hit["sk"]} for hit in chunk])
             held += [d for d in docs if d.get("status") == EventStatus.HOLD and d["connection_id"] == connection_id]
         return sorted(held, key=lambda doc: (doc["created_at"], doc["id"]))
+
+    # ---- team timelines (the observability lists) -----------------------------------------------
+
+    def _timeline_kwargs(self, team_id: str, kind: str, query: TimelineQuery) -> dict[str, Any] | None:
+        """Query arguments for gsi1: the window (and cursor) as the key condition, the filters as a FilterExpression."""
+        low, high = keys.team_timeline_bounds(query.start, query.end)
+        if query.after is not None:
+            # The cursor's own item is inside the inclusive bound; the caller drops it.
+            low, high = (max(low, query.after), high) if query.ascending else (low, min(high, query.after))
+        if low > high:
+            return None
+        names = {"#expires": "expires_at"}
+        values: dict[str, Any] = {
+            ":pk": {"S": keys.team_timeline(team_id, kind)},
+            ":low": {"S": low},
+            ":high": {"S": high},
+            ":epoch": {"N": str(int(query.now.timestamp()))},
+        }
+        # TTL deletion is late (and moto never deletes): an expired record is gone for readers.
+        clauses = ["(attribute_not_exists(#expires) OR #expires > :epoch)"]
+        for i, (name, options) in enumerate(query.fields):
+            names[f"#f{i}"] = name
+            for j, option in enumerate(options):
+                values[f":f{i}_{j}"] = _av(option)
+            clauses.append(f"#f{i} IN ({', '.join(f':f{i}_{j}' for j in range(len(options)))})")
+        if query.in_flight is not None:
+            names["#lease"] = "lease_until"
+            values[":now"] = _av(iso(query.now))
+            if query.in_flight:
+                clauses.append("#lease > :now")
+            else:
+                values[":null"] = {"S": "NULL"}
+                clauses.append("(attribute_not_exists(#lease) OR attribute_type(#lease, :null) OR #lease <= :now)")
+        if query.search is not None:
+            values[":q"] = _av(query.search)
+            matches = []
+            for k, name in enumerate(query.search_exact):
+                names[f"#se{k}"] = name
+                matches.append(f"#se{k} = :q")
+            for k, name in enumerate(query.search_prefix):
+                names[f"#sp{k}"] = name
+                matches.append(f"begins_with(#sp{k}, :q)")
+            clauses.append("(" + " OR ".join(matches) + ")")
+        return {
+            "TableName": self._table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+            "FilterExpression": " AND ".join(clauses),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": query.ascending,
+        }
+
+    def query_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> TimelinePage:
+        kwargs = self._timeline_kwargs(team_id, kind, query)
+        if kwargs is None:
+            return TimelinePage([], None)
+        filtered = bool(query.fields or query.in_flight is not None or query.search is not None)
+        found: list[Item] = []
+        last: dict[str, Any] | None = None
+        for _ in range(self._timeline_pages):
+            # One item past the page tells whether a next page exists; a filtered query reads wider pages.
+            wanted = query.limit + 1 - len(found)
+            kwargs["Limit"] = min(
+                self._timeline_page_items, max(wanted, 200) if filtered else wanted + (query.after is not None)
+            )
+            page = self._db.query(**kwargs)
+            found += [item for item in page.get("Items", []) if item["gsi1sk"]["S"] != query.after]
+            if len(found) > query.limit:
+                kept = found[: query.limit]
+                return TimelinePage([d for d in map(_doc, kept) if d], kept[-1]["gsi1sk"]["S"])
+            last = page.get("LastEvaluatedKey")
+            if last is None:
+                return TimelinePage([d for d in map(_doc, found) if d], None)
+            kwargs["ExclusiveStartKey"] = last
+        # The read bound is hit with a partial page: resume after the last item DynamoDB evaluated.
+        assert last is not None
+        return TimelinePage([d for d in map(_doc, found) if d], last["gsi1sk"]["S"])
+
+    def count_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> int:
+        kwargs = self._timeline_kwargs(team_id, kind, replace(query, after=None))
+        if kwargs is None:
+            return 0
+        kwargs["Select"] = "COUNT"
+        total = 0
+        while True:
+            page = self._db.query(**kwargs)
+            total += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ---- dedupe claims and rate-limit buckets ---------------------------------------------------
 

@@ -1,0 +1,219 @@
+"""Turns what a bench run measured into billed units, $ per million webhooks, and the markdown table.
+
+Lambda is modelled from what the run observed: one ingest invocation per webhook (a function URL call),
+one route or deliver invocation per ReceiveMessage that returned messages (what an SQS event source
+mapping turns into an invocation), each billed for the handler's measured wall time at 256 MB arm64,
+plus the sweeper's runs if one fell in the window. CloudWatch Logs: the bytes the handlers' loggers
+wrote, plus Lambda's own START/END/REPORT lines per invocation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Final
+
+from bench.meter import Snapshot
+from bench.prices import ANCHORS, PRICES
+
+LAMBDA_MEMORY_GB: Final = 0.25  # 256 MB
+PLATFORM_LOG_BYTES: Final = 340  # START + END + REPORT lines Lambda writes per invocation (typical sizes)
+LOG_GB: Final = 1024**3
+TARGET_RATIO: Final = 1.3
+TARGET_USD_PER_MILLION: Final = 1.50
+_WRITES: Final = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+_READS: Final = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
+
+
+def percentiles(values: list[float]) -> dict[str, float | int]:
+    """n, p50, p99 (nearest rank), mean and max of a sample, in the sample's unit, rounded to 0.01."""
+    if not values:
+        return {"n": 0, "p50": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+    return {
+        "n": len(ordered),
+        "p50": round(rank(50), 2),
+        "p99": round(rank(99), 2),
+        "mean": round(sum(ordered) / len(ordered), 2),
+        "max": round(ordered[-1], 2),
+    }
+
+
+def aws_usage(snapshot: Snapshot, webhooks: int) -> dict[str, Any]:
+    """Calls per webhook by operation (and by stage), and the billed units they add up to."""
+    per_op: dict[str, float] = defaultdict(float)
+    by_stage: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    units = {"dynamodb_wru": 0.0, "dynamodb_rru": 0.0, "moto_wru": 0.0, "moto_rru": 0.0}
+    units |= {"sqs_requests": 0.0, "s3_put": 0.0, "s3_get": 0.0, "errors": 0.0}
+    latency: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    billed: dict[str, float] = defaultdict(float)
+    for (stage, op), stats in snapshot.ops.items():
+        service, _, operation = op.partition(".")
+        per_op[op] += stats.calls
+        by_stage[stage][op] += stats.calls
+        latency[op][0] += stats.ms_total
+        latency[op][1] += stats.calls
+        billed[f"{stage}:{op}"] += stats.billed
+        units["errors"] += stats.errors
+        if service == "dynamodb":
+            kind = "wru" if operation in _WRITES else "rru" if operation in _READS else None
+            if kind:
+                units[f"dynamodb_{kind}"] += stats.billed
+                units[f"moto_{kind}"] += stats.moto_capacity
+        elif service == "sqs":
+            units["sqs_requests"] += stats.billed
+        elif service == "s3":
+            units["s3_get" if operation in ("GetObject", "HeadObject") else "s3_put"] += stats.billed
+    n = max(1, webhooks)
+    return {
+        "calls_per_webhook": {op: round(c / n, 3) for op, c in sorted(per_op.items())},
+        "calls_per_webhook_total": round(sum(per_op.values()) / n, 3),
+        "calls_per_webhook_by_stage": {
+            stage: {op: round(c / n, 3) for op, c in sorted(ops.items())} for stage, ops in sorted(by_stage.items())
+        },
+        "units_per_webhook": {name: round(value / n, 4) for name, value in units.items()},
+        "billed_units_per_webhook_by_stage_op": {key: round(v / n, 3) for key, v in sorted(billed.items()) if v},
+        "call_ms_mean": {op: round(total / calls, 2) for op, (total, calls) in sorted(latency.items()) if calls},
+    }
+
+
+def lambda_usage(
+    *,
+    webhooks: int,
+    handler_ms: dict[str, list[float]],
+    receives: dict[str, dict[str, int]],
+    queue_urls: dict[str, str],
+    log_bytes: dict[str, int],
+) -> dict[str, Any]:
+    """Invocations, billed GB-s and log bytes per webhook, by function."""
+    invocations = {
+        "ingest": len(handler_ms.get("ingest", [])),
+        "route": receives.get(queue_urls["route"], {}).get("nonempty", 0),
+        "deliver": receives.get(queue_urls["deliver"], {}).get("nonempty", 0),
+        "sweeper": len(handler_ms.get("sweeper", [])),
+    }
+    billed_ms = {name: sum(math.ceil(ms) for ms in handler_ms.get(name, [])) for name in invocations}
+    gb_s = {name: ms / 1000 * LAMBDA_MEMORY_GB for name, ms in billed_ms.items()}
+    n = max(1, webhooks)
+    total_invocations = sum(invocations.values())
+    app_log = sum(log_bytes.values())
+    return {
+        "invocations": invocations,
+        "handler_calls_measured": {name: len(ms) for name, ms in sorted(handler_ms.items())},
+        "invocations_per_webhook": round(total_invocations / n, 4),
+        "messages_per_invocation": {
+            name: round(receives.get(queue_urls[name], {}).get("messages", 0) / invocations[name], 2)
+            for name in ("route", "deliver")
+            if invocations[name]
+        },
+        "handler_ms": {name: percentiles(ms) for name, ms in sorted(handler_ms.items())},
+        "gb_s_per_webhook": round(sum(gb_s.values()) / n, 7),
+        "gb_s_per_webhook_by_function": {name: round(v / n, 7) for name, v in gb_s.items()},
+        "log_bytes_per_webhook": {
+            "app": round(app_log / n, 1),
+            "app_by_function": {name: round(b / n, 1) for name, b in sorted(log_bytes.items())},
+            "platform_model": round(PLATFORM_LOG_BYTES * total_invocations / n, 1),
+        },
+    }
+
+
+def costs(aws: dict[str, Any], lam: dict[str, Any]) -> dict[str, Any]:
+    """$ per million webhooks, one line per component, from units per webhook and PRICES."""
+    units = aws["units_per_webhook"]
+    logs = lam["log_bytes_per_webhook"]
+    lines = [
+        ("lambda_requests", lam["invocations_per_webhook"], "invocations", "lambda_request"),
+        ("lambda_duration", lam["gb_s_per_webhook"], "GB-s (256 MB arm64)", "lambda_arm64_gb_s"),
+        ("dynamodb_writes", units["dynamodb_wru"], "WRU (modelled)", "dynamodb_wru"),
+        ("dynamodb_reads", units["dynamodb_rru"], "RRU (modelled)", "dynamodb_rru"),
+        ("sqs_requests", units["sqs_requests"], "requests (64 KB chunks)", "sqs_request"),
+        ("s3_puts", units["s3_put"], "PUT requests", "s3_put"),
+        ("s3_gets", units["s3_get"], "GET requests", "s3_get"),
+        ("cloudwatch_logs", (logs["app"] + logs["platform_model"]) / LOG_GB, "GB ingested", "cloudwatch_logs_gb"),
+        ("step_functions", 0.0, "transitions (bulk operations only)", "stepfunctions_transition"),
+    ]
+    components = [
+        {
+            "component": name,
+            "units_per_webhook": round(per_webhook, 9),
+            "unit": unit,
+            "usd_per_million": round(per_webhook * PRICES[price].usd * 1_000_000, 4),
+        }
+        for name, per_webhook, unit, price in lines
+    ]
+    total = round(sum(c["usd_per_million"] for c in components), 4)
+    moto_dynamo = units["moto_wru"] * PRICES["dynamodb_wru"].usd + units["moto_rru"] * PRICES["dynamodb_rru"].usd
+    return {
+        "components": components,
+        "total_usd_per_million": total,
+        "dynamodb_usd_per_million_if_moto_capacity": round(moto_dynamo * 1_000_000, 4),
+    }
+
+
+def targets(ratio: float, serial_ratio: float, usd: float) -> dict[str, Any]:
+    return {
+        "ingest_p50_over_floor_p50": {"value": round(ratio, 2), "target_at_most": TARGET_RATIO},
+        "ingest_p50_over_floor_p50_serial": {"value": round(serial_ratio, 2), "target_at_most": TARGET_RATIO},
+        "usd_per_million": {"value": round(usd, 4), "target_at_most": TARGET_USD_PER_MILLION, "anchors": ANCHORS},
+        "met": {"latency": ratio <= TARGET_RATIO, "cost": usd <= TARGET_USD_PER_MILLION},
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    phases, load = result["phases"], result["phases"]["ingest"]
+    floor, serial = phases["floor"], phases["ingest_serial"]
+    goals = result["targets"]
+    p = result["params"]
+    rows = [
+        ("floor: PutItem + SendMessage, ms", floor["total_ms"]),
+        ("ingest ack, one at a time (workers off), ms", serial["ack_ms"]),
+        (f"ingest ack under load ({p['rate']:g}/s), ms", load["ack_ms"]),
+        ("ingest to receiver, ms", load["e2e_ms"]),
+    ]
+    out = [
+        f"# FastHook pipeline bench ({result['started_at']})",
+        "",
+        f"{p['count']} webhooks of {p['body_bytes']} B JSON at {p['rate']:g}/s, one source -> one HTTP destination, "
+        f"no rules; embedded stack (moto) on one machine, commit `{result['git']['commit']}`"
+        + (" (dirty)" if result["git"]["dirty"] else "")
+        + ".",
+        "",
+        "| latency | p50 | p99 | max |",
+        "|---|---:|---:|---:|",
+        *(f"| {name} | {v['p50']} | {v['p99']} | {v['max']} |" for name, v in rows),
+        "",
+        "| pipeline | value |",
+        "|---|---:|",
+        f"| accepted / delivered / lost / duplicates | {load['accepted']} / {load['delivered']} / {load['lost']} / "
+        f"{load['duplicates']} |",
+        f"| sustained throughput (delivered / wall) | {load['throughput_per_s']}/s"
+        + (f" (saturated: below the {p['rate']:g}/s sent)" if load["saturated"] else "")
+        + " |",
+        f"| ingest p50 / floor p50 (target <= {goals['ingest_p50_over_floor_p50']['target_at_most']}) | "
+        f"{goals['ingest_p50_over_floor_p50']['value']}x |",
+        f"| same, ingest one at a time | {goals['ingest_p50_over_floor_p50_serial']['value']}x |",
+        f"| AWS calls per webhook | {result['aws']['calls_per_webhook_total']} |",
+        f"| Lambda invocations per webhook | {result['lambda']['invocations_per_webhook']} |",
+        "",
+        "| cost component | units / webhook | unit | $ / million webhooks |",
+        "|---|---:|---|---:|",
+        *(
+            f"| {c['component']} | {c['units_per_webhook']:g} | {c['unit']} | {c['usd_per_million']:.4f} |"
+            for c in result["cost"]["components"]
+        ),
+        f"| **total** (target <= ${goals['usd_per_million']['target_at_most']:.2f}) | | | "
+        f"**{result['cost']['total_usd_per_million']:.4f}** |",
+        "",
+        "| AWS call | per webhook |",
+        "|---|---:|",
+        *(f"| {op} | {n} |" for op, n in result["aws"]["calls_per_webhook"].items()),
+        "",
+        "Anchors: Hookdeck $3.30-10 per million, EventBridge with a front door about $2.40. "
+        "Prices: bench/prices.py (us-east-1 list prices, each with its source).",
+        "",
+    ]
+    return "\n".join(out)
