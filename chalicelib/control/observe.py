@@ -254,6 +254,32 @@ def get_request(*, team_id: str, request_id: str, records: RecordStore, payloads
     return jsonable({**present_request(request), "data": _request_data(request, payloads)})
 
 
+def latest_input(
+    *,
+    team_id: str,
+    connection_id: str,
+    records: RecordStore,
+    resources: ResourceStore,
+    payloads: PayloadStore,
+    now: datetime,
+) -> Doc:
+    """The newest request the connection's source received, with its data: one Query of the request timeline.
+
+    The timeline read is bounded like every list page: when the bound is hit before a request of the
+    source turns up, the answer is a 404 that says so rather than a Scan of the whole team.
+    """
+    connection = res.get_resource(resources, team_id, res.CONNECTION, connection_id)
+    source_id = connection["source_id"]
+    timeline = TimelineQuery(start=EARLIEST, end=LATEST, now=now, limit=1, fields=(("source_id", (source_id,)),))
+    page = records.query_timeline(team_id, "REQ", timeline)
+    if not page.items:
+        if page.resume is not None:
+            raise NotFoundError(f"no request of source {source_id} among the team's most recent requests")
+        raise NotFoundError(f"no request has reached source {source_id} yet")
+    request = page.items[0]
+    return jsonable({**present_request(request), "data": _request_data(request, payloads)})
+
+
 def get_event(*, team_id: str, event_id: str, records: RecordStore, payloads: PayloadStore, now: datetime) -> Doc:
     """One event with its data: what a transformation made of the request, else the request's own."""
     eid = parse_id(event_id, Prefix.EVENT, "Event")

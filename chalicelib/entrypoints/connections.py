@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from chalicelib.control import connections as uc
+from chalicelib.control import observe
 from chalicelib.domain.models import Connection, ConnectionCreate, ConnectionUpdate, ConnectionUpsert
 from chalicelib.entrypoints.api import Api, Call, Param
 from chalicelib.entrypoints.crud import INCLUDE, CrudSpec, register_crud
+from chalicelib.entrypoints.requests import REQUEST_LIST
 from chalicelib.ports import Doc
 
 api = Api("connections", "Connections")
@@ -99,3 +101,21 @@ def unpause_connection(call: Call, resource_id: str) -> Doc:
         clock=deps.clock,
     )
     return present(call, [doc])[0]
+
+
+@api.route(
+    "/connections/{resource_id}/latest-input",
+    ["GET"],
+    summary="Returns the latest request input seen by the connection source",
+    response=REQUEST_LIST,
+)
+def get_connection_latest_input(call: Call, resource_id: str) -> Doc:
+    deps = call.deps
+    return observe.latest_input(
+        team_id=call.team_id,
+        connection_id=resource_id,
+        records=deps.records,
+        resources=deps.resources,
+        payloads=deps.payloads,
+        now=deps.clock.now(),
+    )
