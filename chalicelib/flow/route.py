@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Final
-from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger
 
@@ -41,7 +40,7 @@ from chalicelib.domain.statuses import (
     RequestStatus,
 )
 from chalicelib.domain.timefmt import iso
-from chalicelib.domain.transforms import TransformationError, read_transformed_request
+from chalicelib.domain.transforms import TransformationError, parse_query, read_transformed_request
 from chalicelib.flow.routing import Branch, RoutingCache, RoutingSnapshot
 from chalicelib.ports import Clock, Doc, PayloadStore, Queues, RecordStore, ResourceStore, Transformer
 
@@ -137,20 +136,6 @@ def route_request(
 # ---- the request as rules see it ------------------------------------------------------------------
 
 
-def _parse_query(query: str) -> dict[str, str | list[str]]:
-    """`a=1&tag=x&tag=y` -> `{"a": "1", "tag": ["x", "y"]}`: a repeated key becomes a list."""
-    parsed: dict[str, str | list[str]] = {}
-    for name, value in parse_qsl(query or "", keep_blank_values=True):
-        seen = parsed.get(name)
-        if seen is None:
-            parsed[name] = value
-        elif isinstance(seen, list):
-            seen.append(value)
-        else:
-            parsed[name] = [seen, value]
-    return parsed
-
-
 def _parse_body(raw: bytes, content_type: str | None) -> object:
     """Parsed JSON for a JSON content type that parses, else the text: a provider's bad JSON never stops routing."""
     if content_type and "json" in content_type.lower():
@@ -235,7 +220,7 @@ class _View:
 
     @cached_property
     def parsed_query(self) -> dict[str, str | list[str]]:
-        return _parse_query(self.query)
+        return parse_query(self.query)
 
     def parts(self) -> Mapping[str, object]:
         return _Parts(self)
