@@ -23,10 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from chalicelib.adapters.http_sender import HttpSender, blocked_address_reason
-from chalicelib.domain.outbound import DeliveryErrorCode, OutboundRequest, build_delivery, verify_signature
+from chalicelib.domain.outbound import DeliveryErrorCode, OutboundRequest, verify_signature
+from tests.support.deliveries import SECRET, a_delivery
 from tests.support.receiver import Receiver, Response
-
-SECRET = "whsec_team_signing_secret"
 
 # ---- recording socket connects ------------------------------------------------------------------------
 
@@ -85,22 +84,7 @@ def request(url: str, *, method: str = "POST", body: bytes = b"{}", timeout_s: f
 
 
 def delivery(url: str, **overrides: Any) -> OutboundRequest:
-    args: dict[str, Any] = {
-        "destination": {"type": "HTTP", "config": {"url": url}},
-        "method": "POST",
-        "path_suffix": "",
-        "query": "",
-        "headers": {"Content-Type": "application/json"},
-        "body": b'{"id": 1}',
-        "event_id": "evt_1",
-        "request_id": "req_1",
-        "attempt_number": 1,
-        "trigger": "INITIAL",
-        "verified": True,
-        "signing_secret": SECRET,
-    }
-    args.update(overrides)
-    return build_delivery(**args)
+    return a_delivery(overrides.pop("destination", {"type": "HTTP", "config": {"url": url}}), **overrides)
 
 
 def free_port() -> int:

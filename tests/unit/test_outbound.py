@@ -13,12 +13,10 @@ from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.outbound import (
     DEFAULT_HTTP_TIMEOUT_S,
     OutboundRequest,
-    build_delivery,
     sign_body,
     verify_signature,
 )
-
-SECRET = "whsec_team_signing_secret"
+from tests.support.deliveries import SECRET, a_delivery
 
 
 def destination(url: str = "https://receiver.example.test/hooks", *, type: str = "HTTP", **config: Any):
@@ -26,23 +24,8 @@ def destination(url: str = "https://receiver.example.test/hooks", *, type: str =
 
 
 def deliver(dest: dict[str, Any] | None = None, **overrides: Any) -> OutboundRequest:
-    """build_delivery with a plain POST from a provider; each test overrides what it is about."""
-    args: dict[str, Any] = {
-        "destination": dest or destination(),
-        "method": "POST",
-        "path_suffix": "",
-        "query": "",
-        "headers": {"Content-Type": "application/json"},
-        "body": b'{"id": 1}',
-        "event_id": "evt_1",
-        "request_id": "req_1",
-        "attempt_number": 1,
-        "trigger": "INITIAL",
-        "verified": True,
-        "signing_secret": SECRET,
-    }
-    args.update(overrides)
-    return build_delivery(**args)
+    """A plain POST from a provider; each test overrides what it is about."""
+    return a_delivery(dest or destination(), **overrides)
 
 
 def header_names(req: OutboundRequest) -> set[str]:
