@@ -32,6 +32,19 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+# Fault run: webhooks at a steady rate while receivers 5xx/time out, workers crash, DynamoDB/SQS throttle and
+# messages arrive twice; lost/overlaps/stuck must be 0 (bench/results/chaos-*). CHAOS_ARGS="--count 1000".
+.PHONY: chaos
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+# schemathesis over every operation of /v1/openapi.json on the local server, far longer than `make test` runs
+# it (FUZZ_EXAMPLES fresh examples per operation plus the coverage phase's boundary values); 0 failures expected.
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 100
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz --fuzz-examples $(FUZZ_EXAMPLES) --fuzz-long
+
 # SAM template + zips for a stage (STAGE=prod make package); chalice needs a region even to package.
 STAGE ?= dev
 package: $(STAMP)

@@ -5,11 +5,15 @@ from chalice import Chalice, Rate
 from chalicelib.entrypoints import (
     attempts,
     auth,
+    bulk_operations,
+    bulk_tasks,
     connections,
+    dashboard,
     destinations,
     events,
     health,
     ingress,
+    metrics,
     openapi,
     project_secrets,
     requests,
@@ -34,16 +38,25 @@ for module in (
     project_secrets,
     events,
     requests,
+    bulk_operations,
     attempts,
+    metrics,
     openapi,
 ):
     for prefix in CONTROL_PREFIXES:
         app.register_blueprint(module.api.blueprint(), url_prefix=prefix)
 # The dashboard calls /api/auth/...: the auth blueprint's /auth/... routes under /api.
 app.register_blueprint(auth.api.blueprint(), url_prefix="/api")
+# The dashboard: `/` and its assets under `/ui/` (static files, not API routes; only at the root).
+app.register_blueprint(dashboard.bp)
 
 # Providers call ingest through a Lambda function URL (infra/ adds the URL; Chalice has no support).
 app.lambda_function(name="ingest")(ingress.handle_function_url)
+
+# The bulk operation state machine's tasks (infra/bulk_operation.asl.json names them by these names).
+app.lambda_function(name="bulk_plan")(bulk_tasks.handle_plan)
+app.lambda_function(name="bulk_pages")(bulk_tasks.handle_pages)
+app.lambda_function(name="bulk_fail")(bulk_tasks.handle_fail)
 
 # Workers: the handlers take the raw Lambda event and answer with partial batch failures (infra/ turns
 # on ReportBatchItemFailures for the event source mappings).

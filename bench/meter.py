@@ -41,7 +41,8 @@ def stage_of(thread_name: str) -> str:
         return "deliver"
     if thread_name.startswith("timer-sweeper"):
         return "sweeper"
-    if "process_request" in thread_name:  # ThreadingHTTPServer's request threads: ingest (and the API)
+    # ThreadingHTTPServer's request threads: ingest (and the API); "ingest-route": ingest's route sends
+    if "process_request" in thread_name or thread_name.startswith("ingest-route"):
         return "ingest"
     return "bench"
 

@@ -196,6 +196,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"| ingest p50 / floor p50 (target <= {goals['ingest_p50_over_floor_p50']['target_at_most']}) | "
         f"{goals['ingest_p50_over_floor_p50']['value']}x |",
         f"| same, ingest one at a time | {goals['ingest_p50_over_floor_p50_serial']['value']}x |",
+        *(
+            [
+                f"| small transformation per call, warm context, p50 / p99 (goal < {t['goal_us']:g} us) | "
+                f"{t['p50_us']} / {t['p99_us']} us{'' if t['met'] else ' (goal missed)'} |"
+            ]
+            if (t := result.get("transform"))
+            else []
+        ),
         f"| AWS calls per webhook | {result['aws']['calls_per_webhook_total']} |",
         f"| Lambda invocations per webhook | {result['lambda']['invocations_per_webhook']} |",
         "",
@@ -216,4 +224,78 @@ def markdown(result: dict[str, Any]) -> str:
         "Prices: bench/prices.py (us-east-1 list prices, each with its source).",
         "",
     ]
+    if result.get("reads"):
+        out += [reads_markdown(result["reads"]), ""]
+    if result.get("bulk"):
+        out += [bulk_markdown(result["bulk"]), ""]
     return "\n".join(out)
+
+
+def bulk_markdown(bulk: dict[str, Any]) -> str:
+    """The bulk retry section (bench/bulk.py): wall times and state transitions per 1,000 events."""
+    missed = "" if bulk["meets_goal"] else " (missed)"
+    op = bulk["operation"]
+    return "\n".join(
+        [
+            f"## Bulk retry of {bulk['events']} failed events (Step Functions on moto, tasks in-process)",
+            "",
+            f"Pages of {bulk['page_size']}, up to {bulk['pages_per_task']} pages per task invocation. "
+            "Transitions are the execution's `*StateEntered` events (GetExecutionHistory), which Step "
+            "Functions Standard bills. One Python process runs moto, the server, the workers and the receiver; "
+            "the deliver workers start once every retry is queued, so the tasks' pages do not share the GIL "
+            "with deliveries (in AWS they are separate Lambdas).",
+            "",
+            "| measure | value |",
+            "|---|---:|",
+            f"| operation | {op['status']}: total {op['total_count']}, queued {op['queued_count']}, "
+            f"done {op['done_count']} |",
+            f"| wall time to every retry queued (s) | {bulk['wall_s_to_all_queued']} |",
+            f"| wall time to every retry delivered (s) | {bulk['wall_s_to_all_delivered']} |",
+            f"| state transitions | {bulk['state_transitions']} |",
+            f"| task invocations | {bulk['task_invocations']} |",
+            f"| transitions per 1,000 events | {bulk['transitions_per_1000_events']}{missed} "
+            f"(goal <= {bulk['goal_transitions_per_1000_events']}) |",
+        ]
+    )
+
+
+def reads_markdown(reads: dict[str, Any]) -> str:
+    """The read-cost section (bench/reads.py): units per list page and per metrics call."""
+    stored = reads["stored"]
+    rows = []
+    for route, key in (("GET /v1/requests", "requests"), ("GET /v1/events", "events")):
+        for page_name, page in reads[key].items():
+            if page_name.endswith("latency_ms"):
+                continue
+            missed = "" if page["meets_goal"] else " (missed)"
+            rows.append(
+                f"| {route} {page_name.replace('_', ' ')} | {page['items']} | {page['items_evaluated']} | "
+                f"{page['units']:g} | {page['ideal_units']:g} | {page['ratio']}x{missed} | {page['latency_ms']} |"
+            )
+    metric_rows = [
+        f"| GET /v1/metrics/{name} (1 h, 1m) | {m['buckets']} | {m['records_counted']} | {m['items_evaluated']} | "
+        f"{m['units']:g} | {m['units_per_1000_records']} | {m['latency_ms']} |"
+        for name in ("requests", "events")
+        if (m := reads[f"metrics_{name}"])
+    ]
+    return "\n".join(
+        [
+            f"## Read costs ({stored['requests']} requests + {stored['events']} events over "
+            f"{stored['spread_hours']:g} h)",
+            "",
+            f"Read units: {reads['units_source']}. Goal: {reads['goal']}. Latency: in-process API call against "
+            "moto on loopback (the code path, not DynamoDB's latency). The session check's own Query "
+            "(memberships, about 0.5-1 unit) is not in these figures.",
+            "",
+            "| list page | items | items read | read units | units of the items returned | ratio | ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"First page latency, median of 5: requests {reads['requests']['first_page_latency_ms']['median']} ms, "
+            f"events {reads['events']['first_page_latency_ms']['median']} ms.",
+            "",
+            "| metrics call | buckets | records counted | items read | read units | units / 1000 records | ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *metric_rows,
+        ]
+    )

@@ -415,6 +415,8 @@ def _git() -> dict[str, Any]:
 
 
 def run(p: Params) -> dict[str, Any]:
+    from bench.transform import measure_transform
+
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with rig() as r:
         floor_stats = floor(p.floor_count, p.body_bytes)
@@ -452,6 +454,8 @@ def run(p: Params) -> dict[str, Any]:
         "aws": aws,
         "lambda": lam,
         "cost": cost,
+        # Measured after the stack stopped, on this thread alone: the engine's per-call cost, not the load's.
+        "transform": measure_transform(),
         "targets": report.targets(
             load["ack_ms"]["p50"] / floor_p50, serial["ack_ms"]["p50"] / floor_p50, cost["total_usd_per_million"]
         ),
@@ -481,6 +485,38 @@ def write(result: dict[str, Any], results_dir: Path = RESULTS_DIR) -> tuple[Path
     return json_path, md_path
 
 
+def run_reads(count: int, *, write_results: bool) -> int:
+    """The read-cost bench alone: list pages and metrics calls over `count` stored requests."""
+    from bench.reads import measure_reads
+
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = {"bench": "reads", "schema": 1, "started_at": started_at, "git": _git(), "reads": measure_reads(count)}
+    print(report.reads_markdown(result["reads"]))
+    if write_results:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        json_path = RESULTS_DIR / f"reads-{started_at.replace('-', '').replace(':', '')}.json"
+        json_path.write_text(json.dumps(result, indent=1) + "\n")
+        (RESULTS_DIR / "reads-latest.md").write_text(report.reads_markdown(result["reads"]) + "\n")
+        print(f"wrote {json_path.relative_to(PROJECT_DIR)} and bench/results/reads-latest.md")
+    return 0
+
+
+def run_bulk(count: int, *, write_results: bool) -> int:
+    """The bulk retry bench alone: `count` failed events retried by one bulk operation (bench/bulk.py)."""
+    from bench.bulk import measure_bulk
+
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = {"bench": "bulk", "schema": 1, "started_at": started_at, "git": _git(), "bulk": measure_bulk(count)}
+    print(report.bulk_markdown(result["bulk"]))
+    if write_results:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        json_path = RESULTS_DIR / f"bulk-{started_at.replace('-', '').replace(':', '')}.json"
+        json_path.write_text(json.dumps(result, indent=1) + "\n")
+        (RESULTS_DIR / "bulk-latest.md").write_text(report.bulk_markdown(result["bulk"]) + "\n")
+        print(f"wrote {json_path.relative_to(PROJECT_DIR)} and bench/results/bulk-latest.md")
+    return 0 if result["bulk"]["operation"]["status"] == "completed" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     defaults = Params()
@@ -491,6 +527,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serial-count", type=int, default=defaults.serial_count)
     parser.add_argument("--body-bytes", type=int, default=defaults.body_bytes)
     parser.add_argument("--no-write", action="store_true", help="print only; write nothing to bench/results")
+    parser.add_argument("--reads-only", action="store_true", help="only the read-cost bench (bench/reads.py)")
+    parser.add_argument("--reads-count", type=int, default=10_000, help="requests stored for the read-cost bench")
+    parser.add_argument("--bulk-only", action="store_true", help="only the bulk retry bench (bench/bulk.py)")
+    parser.add_argument("--bulk-count", type=int, default=2000, help="failed events the bulk retry bench retries")
+    parser.add_argument("--no-bulk", action="store_true", help="skip the bulk retry bench in the full run")
     args = parser.parse_args(argv)
     # The bench is the embedded stack on loopback: moto's credentials, never an account's or another endpoint.
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
@@ -500,8 +541,17 @@ def main(argv: list[str] | None = None) -> int:
     # botocore's pool of 10 overflows when the deliver worker's 10 threads and its poller share a client;
     # urllib3 says so once per call. Reported in the results, not on the console.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    if args.reads_only:
+        return run_reads(args.reads_count, write_results=not args.no_write)
+    if args.bulk_only:
+        return run_bulk(args.bulk_count, write_results=not args.no_write)
     params = Params(args.count, args.rate, args.threads, args.floor_count, args.serial_count, args.body_bytes)
     result = run(params)
+    if not args.no_bulk:
+        from bench.bulk import measure_bulk
+
+        # Its own embedded stack, after the pipeline's stopped: the two loads must not share moto.
+        result["bulk"] = measure_bulk(args.bulk_count)
     print(report.markdown(result))
     if not args.no_write:
         json_path, md_path = write(result)

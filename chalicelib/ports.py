@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 Doc = dict[str, Any]
 
+# A looked-up source's field holding its team's retention (see ResourceStore.lookup); never stored on the source.
+TEAM_RETENTION_DAYS = "team_retention_days"
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -53,7 +56,11 @@ class ResourceStore(Protocol):
         """The team that owns a resource id, for entry points that only know the id (ingest)."""
 
     def lookup(self, resource_id: str) -> tuple[str, Doc] | None:
-        """(team_id, current document) of a resource by id alone, in one read: the ingest hot path."""
+        """(team_id, current document) of a resource by id alone, in one read: the ingest hot path.
+
+        A source's document also carries `TEAM_RETENTION_DAYS`: the team's `retention_days` as the store
+        copied it when the source was written, so ingest dates its records' expiry without reading the team.
+        """
 
     def routing_version(self, team_id: str) -> int:
         """A counter every resource write of the team bumps; caches compare it instead of trusting a timer."""
@@ -164,8 +171,20 @@ class RecordStore(Protocol):
     def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
         """Apply `changes` and drop the lease, only if `lease_id` still holds it."""
 
-    def transition_event(self, event_id: str, *, from_statuses: frozenset[str], changes: Doc, now: str) -> Doc | None:
-        """Apply `changes` if the status is one of `from_statuses` and no live lease exists; the new doc or None."""
+    def transition_event(
+        self,
+        event_id: str,
+        *,
+        from_statuses: frozenset[str],
+        changes: Doc,
+        now: str,
+        unless_batch_operation_id: str | None = None,
+    ) -> Doc | None:
+        """Apply `changes` if the status is one of `from_statuses` and no live lease exists; the new doc or None.
+
+        With `unless_batch_operation_id`, also None when the event already carries that bulk operation id:
+        a bulk page processed twice retries each event once.
+        """
 
     def put_attempt(self, attempt: Doc) -> None: ...
 
@@ -193,6 +212,65 @@ class RecordStore(Protocol):
 
     def count_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> int:
         """How many records every page of `query_timeline` together returns (limit and after ignored)."""
+
+    def timeline_points(self, team_id: str, kind: str, query: TimelineQuery, attributes: tuple[str, ...]) -> list[Doc]:
+        """Every record `count_timeline` counts, oldest first, with only `attributes` (what metrics bucket by).
+
+        Exact like a count: it reads every matching page of the window (limit and after ignored).
+        """
+
+
+class ExecutionStore(Protocol):
+    """Transformation executions: one record per run of a transform rule in the route worker.
+
+    Ids derive from (request, connection, rule), so a redelivered route message writes the same id and
+    `put_execution` answers False instead of storing a second run.
+    """
+
+    def put_execution(self, execution: Doc) -> bool:
+        """Store a new execution; False if one with this id exists (a replayed write)."""
+
+    def get_execution(self, execution_id: str) -> Doc | None: ...
+
+    def query_executions(
+        self, team_id: str, transformation_id: str, query: TimelineQuery, *, log_levels: tuple[str, ...] = ()
+    ) -> TimelinePage:
+        """A transformation's executions in `query`'s window and order, paged like `RecordStore.query_timeline`.
+
+        `log_levels` keeps executions that logged a line of any of these levels (`log_levels` field);
+        `query.fields` and `query.search` are not used here.
+        """
+
+
+class BulkStore(Protocol):
+    """Bulk retry/replay operations of a team; counters move by atomic adds, status by conditional writes."""
+
+    def put_operation(self, operation: Doc) -> bool:
+        """Store a new operation; False if one with this id exists."""
+
+    def get_operation(self, operation_id: str) -> Doc | None: ...
+
+    def list_operations(
+        self, team_id: str, kind: str, *, statuses: frozenset[str] | None, limit: int, after: str | None
+    ) -> TimelinePage:
+        """The team's operations of `kind` (events|requests), newest first; `after` is a previous page's resume."""
+
+    def transition_operation(self, operation_id: str, *, from_statuses: frozenset[str], changes: Doc) -> Doc | None:
+        """Apply `changes` if the status is one of `from_statuses`; the new doc or None."""
+
+    def advance_operation(self, operation_id: str, *, cursor: str, next_cursor: str, counts: Doc) -> bool:
+        """Record a processed page: move `cursor` to `next_cursor` and add `counts`, only if the cursor is still
+        `cursor` and the operation is running; False when another run already recorded this page."""
+
+    def add_outcome(self, operation_id: str, *, failed: bool) -> None:
+        """One retry of the operation finished: done_count + 1, and failed_count + 1 when it failed."""
+
+
+class BulkRunner(Protocol):
+    """Starts the state machine that runs a bulk operation (Step Functions)."""
+
+    def start(self, *, team_id: str, operation_id: str) -> str:
+        """Start one execution for the operation (its name is the operation id); the execution ARN."""
 
 
 class PayloadStore(Protocol):

@@ -13,7 +13,19 @@ from typing import Any
 
 from chalicelib.adapters.clock import SystemClock
 from chalicelib.domain.identity import IdentityVerifier
-from chalicelib.ports import AccountStore, Clock, PayloadStore, Queues, RecordStore, ResourceStore, Sender, Transformer
+from chalicelib.ports import (
+    AccountStore,
+    BulkRunner,
+    BulkStore,
+    Clock,
+    ExecutionStore,
+    PayloadStore,
+    Queues,
+    RecordStore,
+    ResourceStore,
+    Sender,
+    Transformer,
+)
 from chalicelib.settings import Settings, get_settings
 
 
@@ -26,7 +38,9 @@ class Container:
     def _aws(self, service: str) -> Any:
         from chalicelib.adapters.dynamo.client import make_client
 
-        return make_client(service, region=self.settings.region, endpoint=self.settings.aws_endpoint)
+        return make_client(
+            service, region=self.settings.region, endpoint=self.settings.aws_endpoint, faults=self.settings.faults
+        )
 
     @cached_property
     def _control(self) -> Any:
@@ -51,6 +65,30 @@ class Container:
         from chalicelib.adapters.dynamo.records import DynamoRecordStore
 
         return DynamoRecordStore(self._aws("dynamodb"), self.settings.records_table)
+
+    @cached_property
+    def executions(self) -> ExecutionStore:
+        if "executions" in self.overrides:
+            return self.overrides["executions"]
+        from chalicelib.adapters.dynamo.executions import DynamoExecutionStore
+
+        return DynamoExecutionStore(self._aws("dynamodb"), self.settings.records_table)
+
+    @cached_property
+    def bulk(self) -> BulkStore:
+        if "bulk" in self.overrides:
+            return self.overrides["bulk"]
+        from chalicelib.adapters.dynamo.bulk import DynamoBulkStore
+
+        return DynamoBulkStore(self._aws("dynamodb"), self.settings.records_table)
+
+    @cached_property
+    def bulk_runner(self) -> BulkRunner:
+        if "bulk_runner" in self.overrides:
+            return self.overrides["bulk_runner"]
+        from chalicelib.adapters.stepfunctions import StepFunctionsBulkRunner
+
+        return StepFunctionsBulkRunner(self._aws("stepfunctions"), self.settings.bulk_state_machine_arn)
 
     @cached_property
     def payloads(self) -> PayloadStore:

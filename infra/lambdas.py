@@ -30,6 +30,9 @@ LOG_RETENTION_DAYS = 30
 # (4/3 larger) inside a JSON envelope with the headers; 4 MiB of body leaves room for both. The
 # embedded stack keeps its 10 MiB default (DESIGN.md section 4).
 DEPLOYED_MAX_BODY_BYTES = 4 * 1024 * 1024
+# The module-level handler the ingest Lambda runs: the same function app.py registers, imported
+# without app.py (see FastHookStack._ingest_url). `chalice deploy` alone keeps app.py's handler.
+INGEST_HANDLER = "chalicelib.entrypoints.ingress.handle_function_url"
 
 # Which setting (a chalicelib/settings.py field) carries which resource's name or URL.
 RESOURCE_SETTINGS: tuple[tuple[str, Kind, str], ...] = (
@@ -124,6 +127,34 @@ SWEEPER: tuple[Grant, ...] = (
     Grant("queue", r.ROUTE_DLQ.name, RECEIVE_ACTIONS),
 )
 
+# The bulk operation state machine's tasks (infra/bulk_operation.asl.json). Operations live in the
+# records table beside the records they retry; the control table is only read (routing resources).
+BULK_PLAN: tuple[Grant, ...] = (
+    Grant("table", r.CONTROL.name, ("dynamodb:GetItem", "dynamodb:Query")),
+    # Query on gsi1 counts the matches; UpdateItem sets the operation running.
+    Grant("table", r.RECORDS.name, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"), include_indexes=True),
+)
+BULK_PAGES: tuple[Grant, ...] = (
+    Grant("table", r.CONTROL.name, ("dynamodb:GetItem", "dynamodb:Query")),
+    # Pages of matches (gsi1), event retries and replays (conditional writes), the operation's counters.
+    Grant(
+        "table",
+        r.RECORDS.name,
+        ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+        include_indexes=True,
+    ),
+    # A retried event goes to the deliver queue; a replayed request to the route queue.
+    Grant("queue", r.ROUTE.name, SEND_ACTIONS),
+    Grant("queue", r.DELIVER.name, SEND_ACTIONS),
+    # A replay of a request with a large body gets its own copy of the body.
+    Grant("bucket", r.PAYLOADS.name, PAYLOAD_ACTIONS),
+)
+BULK_FAIL: tuple[Grant, ...] = (Grant("table", r.RECORDS.name, ("dynamodb:GetItem", "dynamodb:UpdateItem")),)
+# The bulk tasks are invoked by the state machine only; the API handler only starts executions.
+BULK_TASKS = ("bulk_plan", "bulk_pages", "bulk_fail")
+START_EXECUTION_ACTIONS = ("states:StartExecution",)
+INVOKE_ACTIONS = ("lambda:InvokeFunction",)
+
 # Functions chalice subscribes to a queue (`@app.on_sqs_message`); they answer with partial batch failures.
 SQS_WORKERS = ("route_worker", "deliver_worker")
 
@@ -133,6 +164,9 @@ FUNCTION_ACCESS: dict[str, tuple[Grant, ...]] = {
     "route_worker": ROUTE_WORKER,
     "deliver_worker": DELIVER_WORKER,
     "sweeper": SWEEPER,
+    "bulk_plan": BULK_PLAN,
+    "bulk_pages": BULK_PAGES,
+    "bulk_fail": BULK_FAIL,
 }
 
 

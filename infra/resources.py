@@ -107,3 +107,38 @@ def physical_name(stage: str, logical: str) -> str:
 def stack_name(stage: str) -> str:
     """The CloudFormation stack of a stage; it is also the prefix of every Lambda name of the stage."""
     return f"fasthook-{stage}"
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """A Step Functions state machine: its ASL file in infra/ and, per ARN placeholder, the task Lambda's name."""
+
+    name: str
+    definition_file: str
+    tasks: tuple[tuple[str, str], ...]
+    description: str = ""
+
+
+BULK = StateMachine(
+    name="bulk",
+    definition_file="bulk_operation.asl.json",
+    # placeholder in the ASL -> chalice's name of the task Lambda (app.py's `@app.lambda_function(name=...)`)
+    tasks=(
+        ("BulkPlanFunctionArn", "bulk_plan"),
+        ("BulkPagesFunctionArn", "bulk_pages"),
+        ("BulkFailFunctionArn", "bulk_fail"),
+    ),
+    description="Bulk retry/replay: plan, then pages of matching items, until done or cancelled.",
+)
+
+STATE_MACHINES: tuple[StateMachine, ...] = (BULK,)
+
+
+def state_machine_definition(machine: StateMachine, function_arns: dict[str, str]) -> str:
+    """The machine's ASL with each placeholder replaced by the ARN of its task Lambda (keyed by chalice name)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent / machine.definition_file).read_text()
+    for placeholder, function in machine.tasks:
+        text = text.replace("${" + placeholder + "}", function_arns[function])
+    return text

@@ -32,6 +32,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import cloudformation_include as cfn_include
 from chalice.cdk import Chalice
 from constructs import Construct
@@ -82,9 +83,7 @@ class FastHookStack(cdk.Stack):
         self.alarm_topic = self._alarm_topic(alarm_email)
         self._alarms()
         self._outputs()
-        # Still to come, each added here when its handler exists in app.py (none is invented before):
-        # - bulk operations: an AWS::StepFunctions::StateMachine from the ASL kept in infra/, the task
-        #   Lambdas' ARNs substituted in, and states:StartExecution granted to the API handler.
+        self.state_machines = self._state_machines()
 
     # -- data resources ---------------------------------------------------------------------------
 
@@ -259,6 +258,10 @@ class FastHookStack(cdk.Stack):
         """
         if INGEST not in self.function_ids():
             return
+        # Chalice points every function at app.py, which imports every blueprint, pydantic and the
+        # whole control API: ~300 ms before the first webhook of a cold container is read. The same
+        # zip holds chalicelib/, so ingest starts from its own module instead (INGEST_HANDLER).
+        self.chalice.get_resource(INGEST).add_property_override("Handler", lambdas.INGEST_HANDLER)
         function = lambda_.Function.from_function_attributes(
             self,
             "IngestFunction",
@@ -276,6 +279,63 @@ class FastHookStack(cdk.Stack):
         base = "https://" + cdk.Fn.select(2, cdk.Fn.split("/", url.url))
         self.chalice.add_environment_variable(ENV_NAMES["ingest_url"], base, API_HANDLER)
         cdk.CfnOutput(self, "IngestUrl", value=base, description=ENV_NAMES["ingest_url"])
+
+    # -- bulk operations --------------------------------------------------------------------------
+
+    def _state_machines(self) -> dict[str, sfn.CfnStateMachine]:
+        """Each state machine of infra/ from its ASL file, as is, with the task Lambdas' ARNs substituted in.
+
+        The definition string is the file the local stack also loads (DefinitionSubstitutions fill the
+        same placeholders), so the two cannot run different machines. The machine's role may invoke its
+        task functions and nothing else; the API handler may start executions of it and nothing else.
+        """
+        present = set(self.function_ids())
+        machines: dict[str, sfn.CfnStateMachine] = {}
+        for machine in r.STATE_MACHINES:
+            task_ids = {placeholder: lambdas.logical_id(function) for placeholder, function in machine.tasks}
+            if not set(task_ids.values()) <= present:
+                continue  # declared ahead of its handlers
+            arns = {
+                placeholder: self.chalice.get_resource(function_id).get_att("Arn").to_string()
+                for placeholder, function_id in task_ids.items()
+            }
+            role = iam.Role(
+                self,
+                f"{camel(machine.name)}StateMachineRole",
+                assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+                inline_policies={
+                    "InvokeTasks": iam.PolicyDocument(
+                        statements=[
+                            iam.PolicyStatement(actions=list(lambdas.INVOKE_ACTIONS), resources=sorted(arns.values()))
+                        ]
+                    )
+                },
+            )
+            machines[machine.name] = sfn.CfnStateMachine(
+                self,
+                f"{camel(machine.name)}StateMachine",
+                state_machine_name=r.physical_name(self.stage, machine.name),
+                role_arn=role.role_arn,
+                definition_string=(Path(__file__).resolve().parent / machine.definition_file).read_text(),
+                definition_substitutions=arns,
+            )
+        bulk = machines.get(r.BULK.name)
+        if bulk is not None:
+            self.chalice.add_environment_variable(ENV_NAMES["bulk_state_machine_arn"], bulk.attr_arn, API_HANDLER)
+            role_ref = self.resolve(self.chalice.get_resource(API_HANDLER).role)
+            role_name = self.chalice.get_resource(role_ref["Fn::GetAtt"][0]).ref
+            iam.Policy(
+                self,
+                f"{API_HANDLER}StartBulk",
+                roles=[iam.Role.from_role_name(self, f"{API_HANDLER}BulkRoleRef", role_name)],
+                statements=[
+                    iam.PolicyStatement(actions=list(lambdas.START_EXECUTION_ACTIONS), resources=[bulk.attr_arn])
+                ],
+            )
+            cdk.CfnOutput(
+                self, "BulkStateMachineArn", value=bulk.attr_arn, description=ENV_NAMES["bulk_state_machine_arn"]
+            )
+        return machines
 
     # -- alarms and outputs -----------------------------------------------------------------------
 

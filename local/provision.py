@@ -37,7 +37,39 @@ def _table_spec(table: r.Table, name: str) -> dict[str, Any]:
     return spec
 
 
-def provision(*, stage: str, dynamodb: Any, sqs: Any, s3: Any, region: str) -> dict[str, str]:
+# Step Functions needs a role ARN; moto checks only its shape (the embedded stack runs the tasks itself).
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/fasthook-local-states"
+
+
+def _state_machines(stage: str, stepfunctions: Any, region: str) -> dict[str, str]:
+    """Create or update each state machine of infra/ with its task Lambdas' local ARNs; name -> ARN."""
+    existing = {
+        machine["name"]: machine["stateMachineArn"]
+        for page in stepfunctions.get_paginator("list_state_machines").paginate()
+        for machine in page["stateMachines"]
+    }
+    arns: dict[str, str] = {}
+    for machine in r.STATE_MACHINES:
+        name = r.physical_name(stage, machine.name)
+        functions = {
+            function: f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{r.stack_name(stage)}-{function}"
+            for _, function in machine.tasks
+        }
+        definition = r.state_machine_definition(machine, functions)
+        if name in existing:
+            stepfunctions.update_state_machine(stateMachineArn=existing[name], definition=definition)
+            arns[machine.name] = existing[name]
+        else:
+            arns[machine.name] = stepfunctions.create_state_machine(
+                name=name, definition=definition, roleArn=LOCAL_ROLE
+            )["stateMachineArn"]
+    return arns
+
+
+def provision(
+    *, stage: str, dynamodb: Any, sqs: Any, s3: Any, region: str, stepfunctions: Any = None
+) -> dict[str, str]:
     """Create what is missing and return the FastHook environment variables that point at it."""
     existing = set(dynamodb.list_tables().get("TableNames", []))
     for table in r.TABLES:
@@ -87,7 +119,9 @@ def provision(*, stage: str, dynamodb: Any, sqs: Any, s3: Any, region: str) -> d
                 ]
             },
         )
+    machines = _state_machines(stage, stepfunctions, region) if stepfunctions is not None else {}
     return {
+        **({"FASTHOOK_BULK_STATE_MACHINE_ARN": machines[r.BULK.name]} if r.BULK.name in machines else {}),
         "FASTHOOK_STAGE": stage,
         "FASTHOOK_CONTROL_TABLE": r.physical_name(stage, r.CONTROL.name),
         "FASTHOOK_RECORDS_TABLE": r.physical_name(stage, r.RECORDS.name),

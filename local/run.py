@@ -93,6 +93,7 @@ def banner(url: str, demo: Demo, stack: EmbeddedStack) -> str:
         [
             "",
             f"FastHook is running at {url}",
+            f"  Dashboard:     {url}/ (log in as the demo user)",
             f"  AWS endpoint:  {aws}",
             f"  Demo API key:  {demo.api_key}",
             f"  Demo source:   demo-source ({demo.source_id}) -> demo-mock (MOCK_API /demo), connection demo",

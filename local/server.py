@@ -341,6 +341,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY, a made-up one) gets the gateway's 405 or 404, as in AWS,
+        # rather than the stdlib's 501: a client's odd method is its mistake, not a server failure.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def _route(self, path: str) -> Reply:
         body = self._read_body()
         if INGEST_PATH.match(path):

@@ -14,8 +14,10 @@ import http.client
 import json
 import logging
 import os
+import re
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -81,11 +83,63 @@ class SerializedDynamoDB:
                     close()
 
 
+class InProcessLambdas:
+    """WSGI middleware: Lambda Invoke calls for FastHook's bulk task functions run our handlers in this process.
+
+    moto's Step Functions interpreter invokes a Task's Lambda through the Lambda API on this server;
+    moto would need docker to run a function's code. The task functions' names are known (infra/), so
+    their invocations are answered here by calling the same handler the deployed Lambda runs, and a
+    handler's exception is answered as Lambda reports one (X-Amz-Function-Error), so the state
+    machine's Retry and Catch see what they would see in AWS. Every other request goes to moto.
+    """
+
+    _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+
+    def __init__(self, app: WsgiApp, handlers: dict[str, Callable[[Any, Any], Any]]) -> None:
+        self._app = app
+        self._handlers = handlers
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        found = self._INVOKE.match(str(environ.get("PATH_INFO", "")))
+        if found is None or environ.get("REQUEST_METHOD") != "POST":
+            return self._app(environ, start_response)
+        # FunctionName may be a name or a full ARN (arn:aws:lambda:<region>:<account>:function:<name>).
+        name = urllib.parse.unquote(found.group("name")).rsplit(":function:", 1)[-1]
+        handler = self._handlers.get(name)
+        if handler is None:
+            return self._app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        headers = [("Content-Type", "application/json")]
+        try:
+            answer = json.dumps(handler(json.loads(raw or b"{}"), None)).encode()
+        except Exception as exc:  # any handler failure is the function's error, reported as AWS reports it
+            logging.getLogger("fasthook.local").exception("bulk task %s failed", name)
+            answer = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+        start_response("200 OK", [*headers, ("Content-Length", str(len(answer)))])
+        return [answer]
+
+
+def bulk_task_handlers(stage: str) -> dict[str, Callable[[Any, Any], Any]]:
+    """The bulk task functions of a stage by their deployed name, and the handler each runs."""
+    from chalicelib.entrypoints import bulk_tasks
+    from infra import resources as r
+
+    by_chalice_name = {
+        "bulk_plan": bulk_tasks.handle_plan,
+        "bulk_pages": bulk_tasks.handle_pages,
+        "bulk_fail": bulk_tasks.handle_fail,
+    }
+    return {f"{r.stack_name(stage)}-{function}": by_chalice_name[function] for _, function in r.BULK.tasks}
+
+
 class MotoServer:
     """moto's server on a thread (as moto's ThreadedMotoServer), with DynamoDB requests serialized."""
 
-    def __init__(self, ip_address: str, port: int) -> None:
+    def __init__(self, ip_address: str, port: int, lambdas: dict[str, Callable[[Any, Any], Any]] | None = None) -> None:
         self._address = (ip_address, port)
+        self._lambdas = lambdas or {}
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -97,7 +151,7 @@ class MotoServer:
         )
         from werkzeug.serving import make_server
 
-        app = SerializedDynamoDB(DomainDispatcherApplication(create_backend_app))
+        app = InProcessLambdas(SerializedDynamoDB(DomainDispatcherApplication(create_backend_app)), self._lambdas)
         # Bound here, in the caller's thread: a port that cannot be bound raises now instead of hanging.
         self._server = make_server(*self._address, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
@@ -202,7 +256,7 @@ class EmbeddedStack:
 
         if self.moto_port and not _port_is_free(self.moto_port):
             raise StackError(f"port {self.moto_port} (FASTHOOK_MOTO_PORT) is already in use on 127.0.0.1")
-        server = MotoServer("127.0.0.1", self.moto_port)
+        server = MotoServer("127.0.0.1", self.moto_port, bulk_task_handlers(self.stage))
         try:
             server.start()
         except OSError as exc:  # taken between the check and the bind
@@ -239,7 +293,12 @@ class EmbeddedStack:
 
         try:
             return provision(
-                stage=self.stage, dynamodb=client("dynamodb"), sqs=client("sqs"), s3=client("s3"), region=self.region
+                stage=self.stage,
+                dynamodb=client("dynamodb"),
+                sqs=client("sqs"),
+                s3=client("s3"),
+                region=self.region,
+                stepfunctions=client("stepfunctions"),
             )
         except (BotoCoreError, ClientError) as exc:
             raise StackError(f"could not create FastHook's resources on {self.endpoint}: {exc}") from exc

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.errors import AlreadyExistsError, ConcurrentUpdateError
+from chalicelib.domain.statuses import BulkStatus
 from chalicelib.domain.timefmt import iso
-from chalicelib.ports import Doc, TimelinePage, TimelineQuery
+from chalicelib.ports import TEAM_RETENTION_DAYS, Doc, TimelinePage, TimelineQuery
 
 
 class FixedClock:
@@ -36,6 +38,7 @@ class MemoryControlStore:
         self._resources: dict[tuple[str, str, str], Doc] = {}
         self._unique: dict[tuple[str, str, str], str] = {}
         self._refs: dict[str, str] = {}
+        self._ref_retention: dict[str, int] = {}
         self._routing: dict[str, int] = {}
         self._logins: dict[str, str] = {}
         self._users: dict[str, Doc] = {}
@@ -56,6 +59,7 @@ class MemoryControlStore:
             self._unique[claim] = doc["id"]
             self._resources[(team_id, kind, doc["id"])] = copy.deepcopy(doc)
             self._refs[doc["id"]] = team_id
+            self._copy_retention(team_id, kind, doc["id"])
             self._bump(team_id)
 
     def get(self, team_id: str, kind: str, resource_id: str) -> Doc | None:
@@ -86,6 +90,7 @@ class MemoryControlStore:
                 self._unique[claim] = doc["id"]
                 self._unique.pop((team_id, kind, old_unique), None)
             self._resources[key] = copy.deepcopy(doc)
+            self._copy_retention(team_id, kind, doc["id"])
             self._bump(team_id)
 
     def delete(self, team_id: str, kind: str, resource_id: str, *, unique: str) -> bool:
@@ -96,6 +101,14 @@ class MemoryControlStore:
             self._refs.pop(resource_id, None)
             self._bump(team_id)
             return True
+
+    def _copy_retention(self, team_id: str, kind: str, resource_id: str) -> None:
+        """Like the DynamoDB ref item: a source's lookup copy takes the team's retention when it is written."""
+        retention = (self._teams.get(team_id) or {}).get("retention_days")
+        if kind == "source" and isinstance(retention, int):
+            self._ref_retention[resource_id] = retention
+        else:
+            self._ref_retention.pop(resource_id, None)
 
     def _bump(self, team_id: str) -> None:
         self._routing[team_id] = self._routing.get(team_id, 0) + 1
@@ -109,7 +122,12 @@ class MemoryControlStore:
             if team_id is None:
                 return None
             doc = next((d for (t, _, rid), d in self._resources.items() if t == team_id and rid == resource_id), None)
-            return (team_id, copy.deepcopy(doc)) if doc is not None else None
+            if doc is None:
+                return None
+            found = copy.deepcopy(doc)
+            if resource_id in self._ref_retention:
+                found[TEAM_RETENTION_DAYS] = self._ref_retention[resource_id]
+            return team_id, found
 
     def routing_version(self, team_id: str) -> int:
         return self._routing.get(team_id, 0)
@@ -271,10 +289,20 @@ class MemoryRecordStore:
             doc.pop("lease_until", None)
             return True
 
-    def transition_event(self, event_id: str, *, from_statuses: frozenset[str], changes: Doc, now: str) -> Doc | None:
+    def transition_event(
+        self,
+        event_id: str,
+        *,
+        from_statuses: frozenset[str],
+        changes: Doc,
+        now: str,
+        unless_batch_operation_id: str | None = None,
+    ) -> Doc | None:
         with self._lock:
             doc = self.events.get(event_id)
             if doc is None or doc["status"] not in from_statuses or _live_lease(doc, now):
+                return None
+            if unless_batch_operation_id is not None and doc.get("batch_operation_id") == unless_batch_operation_id:
                 return None
             doc.update(copy.deepcopy(changes))
             doc.pop("lease_id", None)
@@ -290,7 +318,9 @@ class MemoryRecordStore:
 
     def attempts_of_event(self, event_id: str) -> list[Doc]:
         with self._lock:
-            return [copy.deepcopy(a) for _, a in sorted(self.attempts.items()) if a["event_id"] == event_id]
+            # Attempt ids derive from (event, try number), so they do not sort in time: the number does.
+            mine = [copy.deepcopy(a) for a in self.attempts.values() if a["event_id"] == event_id]
+            return sorted(mine, key=lambda a: (int(a.get("attempt_number") or 0), str(a.get("created_at") or "")))
 
     def due_events(self, *, before: str, limit: int) -> list[Doc]:
         with self._lock:
@@ -362,6 +392,10 @@ class MemoryRecordStore:
     def count_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> int:
         return len(self._timeline(team_id, kind, query))
 
+    def timeline_points(self, team_id: str, kind: str, query: TimelineQuery, attributes: tuple[str, ...]) -> list[Doc]:
+        found = self._timeline(team_id, kind, replace(query, ascending=True, after=None))
+        return [{name: doc[name] for name in attributes if name in doc} for _, doc in found]
+
 
 def timeline_matches(doc: Doc, query: TimelineQuery) -> bool:
     """The filters of a TimelineQuery on one document: what the DynamoDB FilterExpression says."""
@@ -381,6 +415,123 @@ def timeline_matches(doc: Doc, query: TimelineQuery) -> bool:
         prefix = any(isinstance(doc.get(name), str) and doc[name].startswith(q) for name in query.search_prefix)
         return exact or prefix
     return True
+
+
+class MemoryExecutionStore:
+    """ExecutionStore in a dict: the same "record is new" put and the same timeline reads as DynamoDB."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.executions: dict[str, Doc] = {}
+
+    def put_execution(self, execution: Doc) -> bool:
+        with self._lock:
+            if execution["id"] in self.executions:
+                return False
+            self.executions[execution["id"]] = copy.deepcopy(execution)
+            return True
+
+    def get_execution(self, execution_id: str) -> Doc | None:
+        return copy.deepcopy(self.executions.get(execution_id))
+
+    def query_executions(
+        self, team_id: str, transformation_id: str, query: TimelineQuery, *, log_levels: tuple[str, ...] = ()
+    ) -> TimelinePage:
+        low, high = f"{query.start}#", f"{query.end}#~"
+        now_epoch = int(query.now.timestamp())
+        with self._lock:
+            found = [
+                (f"{doc['created_at']}#{doc['id']}", copy.deepcopy(doc))
+                for doc in self.executions.values()
+                if doc["team_id"] == team_id
+                and doc["transformation_id"] == transformation_id
+                and low <= f"{doc['created_at']}#{doc['id']}" <= high
+                and not (isinstance(doc.get("expires_at"), int) and doc["expires_at"] <= now_epoch)
+                and (not log_levels or any(level in (doc.get("log_levels") or []) for level in log_levels))
+            ]
+        found.sort(key=lambda pair: pair[0], reverse=not query.ascending)
+        if query.after is not None:
+            after = query.after
+            found = [(p, d) for p, d in found if (p > after if query.ascending else p < after)]
+        page = found[: query.limit]
+        return TimelinePage([doc for _, doc in page], page[-1][0] if len(found) > query.limit else None)
+
+
+class MemoryBulkStore:
+    """BulkStore in a dict, with the same conditions as DynamoDB: status-guarded moves, cursor-guarded pages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.operations: dict[str, Doc] = {}
+
+    def put_operation(self, operation: Doc) -> bool:
+        with self._lock:
+            if operation["id"] in self.operations:
+                return False
+            self.operations[operation["id"]] = copy.deepcopy(operation)
+            return True
+
+    def get_operation(self, operation_id: str) -> Doc | None:
+        with self._lock:
+            return copy.deepcopy(self.operations.get(operation_id))
+
+    def list_operations(
+        self, team_id: str, kind: str, *, statuses: frozenset[str] | None, limit: int, after: str | None
+    ) -> TimelinePage:
+        with self._lock:
+            found = sorted(
+                (
+                    (f"{doc['created_at']}#{doc['id']}", copy.deepcopy(doc))
+                    for doc in self.operations.values()
+                    if doc["team_id"] == team_id
+                    and doc["type"] == kind
+                    and (statuses is None or doc["status"] in statuses)
+                ),
+                key=lambda pair: pair[0],
+                reverse=True,
+            )
+        if after is not None:
+            found = [(p, d) for p, d in found if p < after]
+        page = found[:limit]
+        return TimelinePage([doc for _, doc in page], page[-1][0] if len(found) > limit else None)
+
+    def transition_operation(self, operation_id: str, *, from_statuses: frozenset[str], changes: Doc) -> Doc | None:
+        with self._lock:
+            doc = self.operations.get(operation_id)
+            if doc is None or doc["status"] not in from_statuses:
+                return None
+            doc.update(copy.deepcopy(changes))
+            return copy.deepcopy(doc)
+
+    def advance_operation(self, operation_id: str, *, cursor: str, next_cursor: str, counts: Doc) -> bool:
+        with self._lock:
+            doc = self.operations.get(operation_id)
+            if doc is None or doc["status"] != BulkStatus.RUNNING or doc.get("cursor") != cursor:
+                return False
+            doc["cursor"] = next_cursor
+            for name, number in counts.items():
+                doc[name] = int(doc.get(name) or 0) + int(number)
+            return True
+
+    def add_outcome(self, operation_id: str, *, failed: bool) -> None:
+        with self._lock:
+            doc = self.operations.get(operation_id)
+            if doc is None:
+                return
+            doc["done_count"] = int(doc.get("done_count") or 0) + 1
+            if failed:
+                doc["failed_count"] = int(doc.get("failed_count") or 0) + 1
+
+
+class MemoryBulkRunner:
+    """Records the executions a bulk operation asked for; tests run the task handlers themselves."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str]] = []
+
+    def start(self, *, team_id: str, operation_id: str) -> str:
+        self.started.append((team_id, operation_id))
+        return f"arn:aws:states:us-east-1:000000000000:execution:fasthook-memory-bulk:{operation_id}"
 
 
 class MemoryPayloadStore:

@@ -137,7 +137,7 @@ def _decode_cursor(cursor: str, signature: str) -> tuple[str, tuple[str, str], b
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         position, (start, end), made_for = payload["p"], payload["w"], payload["h"]
         backwards = bool(payload.get("b"))
-    except (binascii.Error, ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError) as exc:
         raise InvalidParameterError("cursor is not a cursor this API returned") from exc
     if not all(isinstance(v, str) for v in (position, start, end)):
         raise InvalidParameterError("cursor is not a cursor this API returned")

@@ -31,7 +31,7 @@ def present_data(method: str, path: str, query: str, headers: dict[str, str], bo
         try:
             out["body"] = json.loads(text)
             return out
-        except ValueError:
+        except (ValueError, RecursionError):  # a body nested thousands deep is shown as the text it is
             pass
     out["body"] = text
     return out

@@ -57,7 +57,14 @@ def retry_event(
     }
     if batch_operation_id is not None:
         changes["batch_operation_id"] = batch_operation_id
-    updated = records.transition_event(event["id"], from_statuses=RETRYABLE_FROM, changes=changes, now=now)
+    # A bulk operation retries an event at most once, even when Step Functions runs a page twice.
+    updated = records.transition_event(
+        event["id"],
+        from_statuses=RETRYABLE_FROM,
+        changes=changes,
+        now=now,
+        unless_batch_operation_id=batch_operation_id,
+    )
     if updated is None:
         raise ConflictError(
             "The event is being delivered right now or is held; try again shortly", code="RETRY_NOT_ALLOWED"
@@ -106,8 +113,13 @@ def retry_request(
     clock: Clock,
     retry_kind: str = "single",
     batch_operation_id: str | None = None,
+    replay_id: str | None = None,
 ) -> Doc:
-    """Replay a stored request through the current routing, as a new Request marked as a retry of it."""
+    """Replay a stored request through the current routing, as a new Request marked as a retry of it.
+
+    A bulk replay passes a `replay_id` derived from (operation, request): a page processed twice finds
+    the replay it made the first time and only re-sends it to routing if it was not routed yet.
+    """
     rid = parse_id(request_id, Prefix.REQUEST, "Request")
     original = records.get_request(rid)
     if original is None or original["team_id"] != team_id:
@@ -120,7 +132,7 @@ def retry_request(
     now = clock.now()
     replay = {
         **original,
-        "id": new_id(Prefix.REQUEST),
+        "id": replay_id or new_id(Prefix.REQUEST),
         "status": RequestStatus.ACCEPTED.value,
         "rejection_cause": None,
         "ingested_at": iso(now),
@@ -138,7 +150,12 @@ def retry_request(
         key = f"{team_id}/requests/{replay['id']}"
         payloads.put(key, payloads.get(original["body_key"]))
         replay["body_key"] = key
-    records.put_request(replay)
+    if not records.put_request(replay):
+        existing = records.get_request(replay["id"])
+        if existing is not None:
+            if existing.get("routed_at"):
+                return existing
+            replay = existing
     queues.send_route(messages.encode(messages.RouteRequest(team_id=team_id, request_id=replay["id"])))
     return replay
 

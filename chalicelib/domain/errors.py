@@ -109,3 +109,20 @@ class InUseError(ConflictError):
 class PayloadTooLargeError(FastHookError):
     status_code = 413
     error = "payload_too_large"
+
+
+class ServiceUnavailableError(FastHookError):
+    """A dependency FastHook needs for this call is not configured or not answering; retrying later may work."""
+
+    status_code = 503
+    error = "service_unavailable"
+
+
+class RequestNotStoredError(ServiceUnavailableError):
+    """A route message arrived before (or without) its Request: ingest writes both at once (flow/ingest.py).
+
+    Retryable: the route worker reports the message as failed so SQS redelivers it, until the message
+    has been received often enough to be sure the write never happened.
+    """
+
+    error = "request_not_stored"

@@ -268,8 +268,9 @@ class TransformationCreate(Body):
 
     @field_validator("code")
     @classmethod
-    def _code_size(cls, value: str) -> str:
-        if len(value.encode()) > MAX_CODE_BYTES:
+    def _code_size(cls, value: str | None) -> str | None:
+        # Shared with TransformationUpdate, where a null code means "unchanged" and reaches this check.
+        if value is not None and len(value.encode()) > MAX_CODE_BYTES:
             raise ValueError("is larger than 5 MB")
         return value
 

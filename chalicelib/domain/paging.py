@@ -22,14 +22,22 @@ def encode_cursor(payload: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, *, expect: dict[str, Any]) -> dict[str, Any]:
-    """Read a cursor and check it was made for the same ordering; anything else is a 400."""
+def read_cursor(cursor: str) -> dict[str, Any]:
+    """The object inside a cursor `encode_cursor` made; anything else (a user's guess) is a 400."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidParameterError("cursor is not a cursor this API returned") from exc
-    if not isinstance(payload, dict) or any(payload.get(k) != v for k, v in expect.items()):
+    if not isinstance(payload, dict):
+        raise InvalidParameterError("cursor is not a cursor this API returned")
+    return payload
+
+
+def decode_cursor(cursor: str, *, expect: dict[str, Any]) -> dict[str, Any]:
+    """Read a cursor and check it was made for the same ordering; anything else is a 400."""
+    payload = read_cursor(cursor)
+    if any(payload.get(k) != v for k, v in expect.items()):
         raise InvalidParameterError("cursor was made for another order_by/dir; start again without it")
     if not isinstance(payload.get("k"), list) or len(payload["k"]) != 2:
         raise InvalidParameterError("cursor is not a cursor this API returned")

@@ -43,6 +43,25 @@ class AttemptStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class BulkStatus(StrEnum):
+    """A bulk retry or replay operation's lifecycle: planned -> running -> completed | cancelled | failed."""
+
+    PLANNED = "planned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+ONGOING_BULK_STATUSES = frozenset({BulkStatus.PLANNED, BulkStatus.RUNNING})
+FINISHED_BULK_STATUSES = frozenset({BulkStatus.COMPLETED, BulkStatus.CANCELLED, BulkStatus.FAILED})
+
+
+class BulkType(StrEnum):
+    EVENTS = "events"
+    REQUESTS = "requests"
+
+
 class IgnoredCause(StrEnum):
     FILTERED = "FILTERED"
     DEDUPLICATED = "DEDUPLICATED"

@@ -114,9 +114,12 @@ class Call:
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw[:12]) <= maximum:
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and the value is read whole:
+    # leading zeros must not push a large number past a check made on its first digits.
+    digits = raw.lstrip("0")
+    if not (raw.isascii() and raw.isdigit()) or len(digits) > len(str(maximum)) or not 1 <= int(digits or 0) <= maximum:
         raise InvalidParameterError(f"limit must be a whole number from 1 to {maximum}, not {raw!r:.40}")
-    return int(raw)
+    return int(digits)
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def _parse_body(raw: bytes | None, model: type[pydantic.BaseModel] | None, requi
             data = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidJsonError(f"request body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # arrays or objects nested thousands deep
+            raise InvalidJsonError("request body is nested too deeply to be read") from exc
     if not isinstance(data, dict):
         raise ValidationError("body: must be a JSON object", field="body")
     return validate(model, data)

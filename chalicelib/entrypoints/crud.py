@@ -121,6 +121,8 @@ def register_crud(api: Api, spec: CrudSpec) -> None:
         ["PUT"],
         summary=f"Create or update a {label} by name",
         also_status=(201,),
+        # An upsert naming an id updates that resource, which may not exist.
+        errors=(404,) if "id" in spec.upsert_model.model_fields else (),
         body=spec.upsert_model,
         response=spec.response_model,
     )(_named(f"upsert_{label}", upsert))

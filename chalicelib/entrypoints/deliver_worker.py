@@ -76,6 +76,7 @@ def _deliver(deps: wiring.Container, body: str, message_id: str) -> DeliverOutco
             sender=deps.sender,
             mock_sender=deps.mock_sender,
             clock=deps.clock,
+            bulk=deps.bulk,
         )
     except Exception:
         # Logged here because the batch processor keeps failures quiet; re-raised so SQS retries the record.

@@ -22,9 +22,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib import wiring
 from chalicelib.domain import messages
+from chalicelib.domain.errors import RequestNotStoredError
 from chalicelib.flow.route import route_request
 
 logger = Logger(service="fasthook-route")
+
+# Receives after which a route message whose Request is still missing is dropped: ingest's write
+# failed (its provider got an error and will send again) or the Request expired.
+NOT_STORED_RECEIVES = 3
 
 
 def _route_record(record: SQSRecord) -> None:
@@ -39,17 +44,26 @@ def _route_record(record: SQSRecord) -> None:
         )
         raise
     deps = wiring.container()
-    route_request(
-        message=message,
-        records=deps.records,
-        resources=deps.resources,
-        payloads=deps.payloads,
-        queues=deps.queues,
-        transformer=deps.transformer,
-        routing=deps.routing,
-        clock=deps.clock,
-        inline_body_bytes=deps.settings.inline_body_bytes,
-    )
+    try:
+        route_request(
+            message=message,
+            records=deps.records,
+            resources=deps.resources,
+            payloads=deps.payloads,
+            queues=deps.queues,
+            transformer=deps.transformer,
+            routing=deps.routing,
+            clock=deps.clock,
+            inline_body_bytes=deps.settings.inline_body_bytes,
+            executions=deps.executions,
+        )
+    except RequestNotStoredError:
+        receives = int(record.attributes.approximate_receive_count or 1)
+        extra = {"request_id": message.request_id, "receives": receives}
+        if receives < NOT_STORED_RECEIVES:
+            logger.info("route message arrived before its request; SQS will redeliver it", extra=extra)
+            raise
+        logger.warning("route message for a request that was never stored; dropped", extra=extra)
 
 
 def handle_route_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Ingest: the provider's HTTP call becomes a durable Request before the provider gets its answer.
 
-Order matters: a large body goes to S3 first, then the Request item is written, then one message
-goes to the route queue; only then does the provider see 200. A rejected call (disabled source,
+Order matters: a large body goes to S3 first, then the Request item is written while its one route
+message is sent (the two at once, see `_store_and_route`); only when both succeeded does the provider
+see 200. A rejected call (disabled source,
 method not allowed, failed verification, body too large) is stored too, with its cause, so an
 operator can see what a provider sent and why FastHook refused it.
 """
@@ -9,6 +10,8 @@ operator can see what a provider sent and why FastHook refused it.
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,7 +21,7 @@ from chalicelib.domain.ids import Prefix, is_id, new_id
 from chalicelib.domain.statuses import RejectionCause, RequestStatus
 from chalicelib.domain.timefmt import iso
 from chalicelib.domain.verification import external_id, verify_request
-from chalicelib.ports import Clock, Doc, PayloadStore, Queues, RecordStore, ResourceStore
+from chalicelib.ports import TEAM_RETENTION_DAYS, Clock, Doc, PayloadStore, Queues, RecordStore, ResourceStore
 
 CONTENT_TYPES = {"json": "application/json", "text": "text/plain", "xml": "application/xml"}
 
@@ -60,7 +63,7 @@ def _parsed_body(headers: dict[str, str], body: bytes) -> Any:
         return None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested thousands deep: still accepted, just not parsed
         return None
 
 
@@ -81,6 +84,9 @@ def accept_request(
     team_id, source = found
     config = source.get("config") or {}
     now = clock.now()
+    # The team's retention rides on the source's lookup copy (no extra read). The setting is the default
+    # and the ceiling: it is the payload bucket's lifecycle, and a record must never outlive its body.
+    retention_days = min(source.get(TEAM_RETENTION_DAYS) or limits.retention_days, limits.retention_days)
     request: Doc = {
         "id": new_id(Prefix.REQUEST),
         "team_id": team_id,
@@ -105,7 +111,7 @@ def accept_request(
         "retry_of": None,
         "retry_kind": None,
         "batch_operation_id": None,
-        "expires_at": int((now + timedelta(days=limits.retention_days)).timestamp()),
+        "expires_at": int((now + timedelta(days=retention_days)).timestamp()),
     }
 
     def reject(cause: RejectionCause, status: int, error: str, message: str, *, keep_body: bool = True) -> IngestAnswer:
@@ -149,9 +155,37 @@ def accept_request(
     request["verified"] = verification.verified
     request["external_id"] = external_id(config, inbound.headers, _parsed_body(inbound.headers, inbound.body))
     _attach_body(request, inbound.body, payloads, limits)
-    records.put_request(request)
-    queues.send_route(messages.encode(messages.RouteRequest(team_id=team_id, request_id=request["id"])))
+    _store_and_route(request, messages.RouteRequest(team_id=team_id, request_id=request["id"]), records, queues)
     return _answer(config, request["id"])
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-route"))
+        return _POOL[0]
+
+
+def _store_and_route(request: Doc, message: messages.RouteRequest, records: RecordStore, queues: Queues) -> None:
+    """Write the Request and queue its route message at the same time; return when both are done.
+
+    The two calls do not depend on each other, so the provider waits for the slower one instead of
+    their sum (the ingest latency budget is one DynamoDB write plus one SQS send). The provider still
+    gets 200 only after both succeeded, so an accepted request is durable and queued. If the write
+    fails after the send succeeded, the provider sees an error and retries, and the route worker
+    finds no Request for that message: it waits briefly, lets SQS redeliver a few times, then drops
+    it (RequestNotStoredError in flow/route.py). A message may also overtake its own write; the same
+    wait covers that.
+    """
+    sent = _pool().submit(queues.send_route, messages.encode(message))
+    try:
+        records.put_request(request)
+    finally:
+        sent.result()  # an SQS failure surfaces too, after the write has settled either way
 
 
 def _attach_body(request: Doc, body: bytes, payloads: PayloadStore, limits: IngestLimits) -> None:

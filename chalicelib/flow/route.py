@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.domain import messages
 from chalicelib.domain import rules as rules_domain
+from chalicelib.domain.errors import RequestNotStoredError
+from chalicelib.domain.executions import new_execution
 from chalicelib.domain.ids import Prefix, derived_id
 from chalicelib.domain.statuses import (
     PENDING_EVENT_STATUSES,
@@ -40,15 +43,33 @@ from chalicelib.domain.statuses import (
     RequestStatus,
 )
 from chalicelib.domain.timefmt import iso
-from chalicelib.domain.transforms import TransformationError, parse_query, read_transformed_request
+from chalicelib.domain.transforms import (
+    TransformationError,
+    TransformResult,
+    logs_of,
+    parse_query,
+    read_transformed_request,
+)
 from chalicelib.flow.routing import Branch, RoutingCache, RoutingSnapshot
-from chalicelib.ports import Clock, Doc, PayloadStore, Queues, RecordStore, ResourceStore, Transformer
+from chalicelib.ports import (
+    Clock,
+    Doc,
+    ExecutionStore,
+    PayloadStore,
+    Queues,
+    RecordStore,
+    ResourceStore,
+    Transformer,
+)
 
 logger = Logger(service="fasthook-route", child=True)
 
 # Transformed bodies up to this size stay in the Event item, larger ones go to the payload store,
 # like request bodies at ingest (the worker passes settings.inline_body_bytes).
 INLINE_BODY_BYTES: Final = 8192
+# How long a route message waits in-process for a Request that ingest is still writing (about 0.5 s
+# in all; a DynamoDB write takes milliseconds) before SQS's redelivery takes over.
+NOT_STORED_WAITS_S: Final = (0.05, 0.15, 0.3)
 # SQS's longest DelaySeconds; longer waits are chained by the deliver worker or found by the sweeper.
 MAX_QUEUE_DELAY_S: Final = 900
 # Used when a request carries no expiry of its own (the team retention default).
@@ -75,15 +96,21 @@ def route_request(
     routing: RoutingCache,
     clock: Clock,
     inline_body_bytes: int = INLINE_BODY_BYTES,
+    executions: ExecutionStore | None = None,
+    not_stored_waits_s: tuple[float, ...] = NOT_STORED_WAITS_S,
 ) -> RouteOutcome:
     """Route one stored Request through its source's connections; safe to run again for the same message."""
     log = {"request_id": message.request_id, "team_id": message.team_id}
     request = records.get_request(message.request_id)
+    for wait_s in not_stored_waits_s:
+        if request is not None:
+            break
+        # Ingest writes the Request and sends this message at the same time, so the message can
+        # overtake the write by a few milliseconds: look again before asking SQS for a redelivery.
+        time.sleep(wait_s)
+        request = records.get_request(message.request_id)
     if request is None:
-        # Ingest writes the request before it queues the message, so this is a message for a request
-        # that expired or never existed; there is nothing to route and retrying will not change that.
-        logger.warning("route message for a request that does not exist", extra=log)
-        return RouteOutcome()
+        raise RequestNotStoredError(f"request {message.request_id} is not stored (yet)")
     if request["team_id"] != message.team_id:
         logger.warning("route message names another team than its request", extra=log)
         return RouteOutcome()
@@ -118,6 +145,11 @@ def route_request(
             records.put_ignored(router.ignored_doc(decision))
         else:
             events.append(_store_event(decision, records, payloads, inline_body_bytes))
+    if executions is not None:
+        # After the branch's record, before the request counts as routed: a run that dies in between
+        # routes again and writes the same execution ids, which the conditional put keeps once.
+        for execution in router.executions_of(decisions):
+            executions.put_execution(execution)
     records.finish_routing(request["id"], events_count=len(events), ignored_count=ignored, routed_at=iso(now))
     sent = _send_deliveries(queues, events, now)
     logger.info(
@@ -300,6 +332,8 @@ class _Router:
         self.now_epoch = int(now.timestamp())
         self.expires_at = self.now_epoch + _retention_s(request)
         self._prior_ignored: dict[str, Doc] | None = None
+        # Transform runs of each connection, in rule order; `executions_of` links them to the branch's fate.
+        self._runs: dict[str, list[Doc]] = {}
 
     def decide(self, branch: Branch) -> _Decision:
         connection = branch.connection
@@ -322,14 +356,14 @@ class _Router:
         event_id = derived_id(Prefix.EVENT, self.request["id"], branch.id)
         view = self.original
         delay_ms = 0
-        for rule in branch.rules:
+        for index, rule in enumerate(branch.rules):
             if isinstance(rule, rules_domain.FilterRule):
                 if not rules_domain.match_rule_filter(rule, view.parts()):
                     return self._ignore(
                         branch, IgnoredCause.FILTERED, "The request did not match the connection's filter"
                     )
             elif isinstance(rule, rules_domain.TransformRule):
-                transformed = self._transform(branch, destination, rule, view)
+                transformed = self._transform(branch, destination, rule, view, index)
                 if isinstance(transformed, _Decision):
                     return transformed
                 view = transformed
@@ -344,7 +378,7 @@ class _Router:
         return self._event(branch, event_id, view, delay_ms)
 
     def _transform(
-        self, branch: Branch, destination: Doc, rule: rules_domain.TransformRule, view: _View
+        self, branch: Branch, destination: Doc, rule: rules_domain.TransformRule, view: _View, index: int
     ) -> _View | _Decision:
         transformation = self.snapshot.transformations.get(rule.transformation_id or "")
         if transformation is None or transformation.get("deleted_at"):
@@ -360,6 +394,7 @@ class _Router:
             "destination": {**_summary(destination), "type": destination.get("type")},
         }
         given = view.transform_input()
+        started = time.perf_counter()
         try:
             returned = self.transformer.transform(
                 code=transformation["code"],
@@ -367,9 +402,55 @@ class _Router:
                 request=given,
                 context=context,
             )
-            return _View.of_transform(read_transformed_request(returned, original=view.transform_input()))
+            transformed = read_transformed_request(returned, original=view.transform_input())
         except TransformationError as exc:
+            self._record_run(branch, transformation, index, None, exc.message, exc.logs, started, None)
             return self._ignore(branch, IgnoredCause.TRANSFORMATION_FAILED, exc.message)
+        took = returned.duration_ms if isinstance(returned, TransformResult) else None
+        self._record_run(branch, transformation, index, transformed, None, logs_of(returned), started, took)
+        return _View.of_transform(transformed)
+
+    def _record_run(
+        self,
+        branch: Branch,
+        transformation: Doc,
+        index: int,
+        output: Doc | None,
+        error: str | None,
+        logs: list[dict[str, str]],
+        started: float,
+        duration_ms: float | None,
+    ) -> None:
+        """Keep the execution of one transform run until the branch's fate (event or ignored) is known."""
+        if duration_ms is None:
+            duration_ms = (time.perf_counter() - started) * 1000
+        self._runs.setdefault(branch.id, []).append(
+            new_execution(
+                request=self.request,
+                connection_id=branch.id,
+                transformation_id=transformation["id"],
+                rule_index=index,
+                output=output,
+                error=error,
+                logs=logs,
+                duration_ms=duration_ms,
+                created_at=iso(self.now),
+                expires_at=self.expires_at,
+            )
+        )
+
+    def executions_of(self, decisions: list[_Decision]) -> list[Doc]:
+        """Every transform run of this routing, linked to the event its branch made or the ignored branch."""
+        linked = []
+        for decision in decisions:
+            for execution in self._runs.get(decision.connection_id, []):
+                if decision.event is not None:
+                    execution = {**execution, "event_id": decision.event["id"]}
+                else:
+                    ignored_id = derived_id(Prefix.IGNORED, self.request["id"], decision.connection_id)
+                    execution = {**execution, "ignored_id": ignored_id}
+                linked.append(execution)
+        return linked
 
     def _deduplicate(self, branch: Branch, event_id: str, key: str, window_ms: int) -> _Decision | None:
         """None when the branch goes on; else what it became (DEDUPLICATED, or an earlier run's record).

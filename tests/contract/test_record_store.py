@@ -267,11 +267,12 @@ def test_a_request_lists_exactly_its_own_events_and_ignored_branches_in_id_order
     assert records.events_of_request(new_id(Prefix.REQUEST)) == []
 
 
-def test_an_event_lists_exactly_its_own_attempts_in_id_order_even_beyond_one_page(records):
-    # Given: 64 KB response bodies make the list longer than one 1 MB DynamoDB page
+def test_an_event_lists_exactly_its_own_attempts_in_try_order_even_beyond_one_page(records):
+    # Given: 64 KB response bodies make the list longer than one 1 MB DynamoDB page, and the tries are
+    # stored in another order than their numbers (attempt ids derive from the try, not the time)
     event, other = an_event(), an_event()
     attempts = [an_attempt(event, n, body="x" * 65536) for n in range(1, 21)]
-    for doc in attempts:
+    for doc in reversed(attempts):
         records.put_attempt(doc)
     records.put_attempt(an_attempt(other))
     # When

@@ -183,3 +183,32 @@ def test_every_resource_of_the_data_exists_in_both_stacks(template: dict[str, An
     # Then
     wanted = {r.physical_name(STAGE, item.name) for item in (*r.TABLES, *r.QUEUES, *r.BUCKETS)}
     assert deployed == local_names == wanted
+
+
+def test_local_and_deployed_bulk_state_machines_run_the_same_definition_on_the_same_tasks(
+    template: dict[str, Any], local: dict[str, Any]
+) -> None:
+    # Given: the local stack's state machine, created as `make run` creates it
+    import boto3
+
+    from infra.lambdas import logical_id
+    from local.provision import LOCAL_ACCOUNT, provision
+
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    data = {name: local[name] for name in ("dynamodb", "sqs", "s3")}
+    env = provision(stage=STAGE, region=REGION, stepfunctions=stepfunctions, **data)
+    described = stepfunctions.describe_state_machine(stateMachineArn=env["FASTHOOK_BULK_STATE_MACHINE_ARN"])
+    [deployed] = _of_type(template, "AWS::StepFunctions::StateMachine").values()
+
+    # When: each local task ARN is put back as the placeholder it filled
+    definition = described["definition"]
+    for placeholder, function in r.BULK.tasks:
+        arn = f"arn:aws:lambda:{REGION}:{LOCAL_ACCOUNT}:function:{r.stack_name(STAGE)}-{function}"
+        definition = definition.replace(arn, "${" + placeholder + "}")
+
+    # Then: one name, one definition, and each placeholder names the same task function in both
+    assert described["name"] == deployed["StateMachineName"] == r.physical_name(STAGE, r.BULK.name)
+    assert definition == deployed["DefinitionString"]
+    assert deployed["DefinitionSubstitutions"] == {
+        placeholder: {"Fn::GetAtt": [logical_id(function), "Arn"]} for placeholder, function in r.BULK.tasks
+    }

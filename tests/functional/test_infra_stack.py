@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from chalicelib.settings import ENV_NAMES
 from infra import chalice_stage, lambdas
 from infra import resources as r
 from infra.synth import app_without_requirements, synthesize
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STAGE = "dev"
 ALARM_EMAIL = "ops@example.com"
@@ -368,7 +372,7 @@ def test_each_function_role_gets_exactly_its_grants_of_infra_lambdas(template: d
     attached = [
         policy["Properties"]["PolicyDocument"]["Statement"]
         for policy in _of_type(template, "AWS::IAM::Policy").values()
-        if policy["Properties"]["Roles"] == [{"Ref": role_id}]
+        if policy["Properties"]["Roles"] == [{"Ref": role_id}] and not _starts_executions(policy)
     ]
 
     # Then: one policy, one statement per grant, on the resource and (for records) its indexes
@@ -388,6 +392,46 @@ def test_each_function_role_gets_exactly_its_grants_of_infra_lambdas(template: d
         for grant in lambdas.FUNCTION_ACCESS[function]
     }
     assert got == wanted
+
+
+def _starts_executions(policy: dict[str, Any]) -> bool:
+    """The API handler's Step Functions policy (checked by the state machine's own test)."""
+    actions = [a for st in policy["Properties"]["PolicyDocument"]["Statement"] for a in _as_list(st["Action"])]
+    return actions == list(lambdas.START_EXECUTION_ACTIONS)
+
+
+def test_the_bulk_state_machine_runs_the_asl_of_infra_on_its_task_functions_with_least_privilege(
+    template: dict[str, Any],
+) -> None:
+    # Given
+    [(machine_id, machine)] = _of_type(template, "AWS::StepFunctions::StateMachine").items()
+    properties = machine["Properties"]
+    tasks = {lambdas.logical_id(function) for function in lambdas.BULK_TASKS}
+
+    # When
+    role = template["Resources"][properties["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    [invoke] = [st for policy in role["Policies"] for st in policy["PolicyDocument"]["Statement"]]
+    [start] = [
+        policy["Properties"] for policy in _of_type(template, "AWS::IAM::Policy").values() if _starts_executions(policy)
+    ]
+    api = template["Resources"]["APIHandler"]["Properties"]
+
+    # Then: the machine is the ASL file as is, each placeholder filled with its task function's ARN
+    assert properties["StateMachineName"] == r.physical_name(STAGE, r.BULK.name)
+    assert properties["DefinitionString"] == (ROOT / "infra" / r.BULK.definition_file).read_text()
+    assert properties["DefinitionSubstitutions"] == {
+        placeholder: {"Fn::GetAtt": [lambdas.logical_id(function), "Arn"]} for placeholder, function in r.BULK.tasks
+    }
+    assert tasks <= set(_of_type(template, "AWS::Serverless::Function"))
+    # and it may invoke those functions only; the API may start it and is told its ARN, nothing more
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "states.amazonaws.com"}
+    assert _as_list(invoke["Action"]) == ["lambda:InvokeFunction"]
+    assert {res["Fn::GetAtt"][0] for res in _as_list(invoke["Resource"])} == tasks
+    assert start["Roles"] == [{"Ref": api["Role"]["Fn::GetAtt"][0]}]
+    assert start["PolicyDocument"]["Statement"] == [
+        {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Fn::GetAtt": [machine_id, "Arn"]}}
+    ]
+    assert api["Environment"]["Variables"][ENV_NAMES["bulk_state_machine_arn"]] == {"Fn::GetAtt": [machine_id, "Arn"]}
 
 
 def test_every_function_of_the_app_has_its_own_role_and_declared_grants(template: dict[str, Any]) -> None:
@@ -548,6 +592,25 @@ def test_ingest_has_a_public_function_url_that_the_api_hands_out_as_source_urls(
         ingest_env[ENV_NAMES["ingest_url"]]
     )
     assert template["Outputs"]["IngestUrl"]["Value"] == api_env[ENV_NAMES["ingest_url"]]
+
+
+def test_ingest_runs_its_own_module_and_never_imports_the_control_api(template: dict[str, Any]) -> None:
+    # Given: the handler the deployed ingest function names
+    handler = template["Resources"]["Ingest"]["Properties"]["Handler"]
+    module, _, function = handler.rpartition(".")
+
+    # When: a fresh interpreter imports just that, as a cold Lambda container does
+    probe = (
+        "import importlib, sys; "
+        f"handler = getattr(importlib.import_module({module!r}), {function!r}); "
+        "print(callable(handler), sorted(m for m in ('app', 'chalice', 'pydantic', 'boto3') if m in sys.modules))"
+    )
+    command = [sys.executable, "-c", probe]  # our interpreter running our probe
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+
+    # Then: the handler exists, and neither the app, chalice, pydantic nor boto3 was loaded to reach it
+    assert handler == lambdas.INGEST_HANDLER
+    assert out.stdout.split() == ["True", "[]"]
 
 
 def test_outputs_give_the_api_url_and_every_table_queue_and_bucket(template: dict[str, Any]) -> None:

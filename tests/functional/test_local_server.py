@@ -327,6 +327,7 @@ def test_make_run_prints_url_api_key_and_webhook_curl_then_exits_cleanly_on_ctrl
     assert status == 200
     assert re.search(rf"curl .*{re.escape(url)}/e/{source_id}", banner), banner
     assert f"curl -s {url}/v1/sources -H 'Authorization: Bearer {api_key.group(0)}'" in banner
+    assert f"Dashboard:     {url}/" in banner
     assert code == 0, (tmp_path / "stderr.log").read_text()
 
 

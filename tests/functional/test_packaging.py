@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ NOT_IN_LAMBDA = {"AWS_DEFAULT_REGION", "FASTHOOK_AWS_ENDPOINT"}
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("project")
     shutil.copy(PROJECT_DIR / "app.py", project)
     for folder in ("chalicelib", "infra"):
@@ -51,7 +52,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads((out / "sam.json").read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def template(package: Path) -> dict[str, Any]:
+    return json.loads((package / "sam.json").read_text())
 
 
 def _gateway_responses(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -139,3 +145,18 @@ def test_chalice_package_declares_the_queue_workers_the_sweeper_and_ingest(templ
     assert schedule == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
     assert "Events" not in functions["Ingest"]
     assert functions["DeliverWorker"]["Timeout"] == 75
+
+
+def test_the_deployment_package_ships_the_dashboard_page_and_its_assets(package: Path) -> None:
+    # Given the dashboard's files in the repo
+    dashboard = PROJECT_DIR / "chalicelib" / "dashboard"
+    expected = {f"chalicelib/dashboard/{p.name}" for p in dashboard.iterdir() if p.suffix in (".html", ".js", ".css")}
+
+    # When the Lambda zip is opened
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        shipped = set(archive.namelist())
+
+    # Then every page, module and stylesheet is in it, next to the code that serves them
+    assert "chalicelib/dashboard/index.html" in expected
+    assert expected <= shipped
+    assert "chalicelib/entrypoints/dashboard.py" in shipped

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib import wiring
 from chalicelib.adapters.memory import (
     FixedClock,
     MemoryControlStore,
@@ -22,6 +23,7 @@ from chalicelib.adapters.memory import (
 )
 from chalicelib.control import connections, destinations, sources, transformations
 from chalicelib.domain import messages
+from chalicelib.domain.errors import RequestNotStoredError
 from chalicelib.domain.ids import Prefix, derived_id
 from chalicelib.domain.models import ConnectionCreate, DestinationCreate, SourceCreate, TransformationCreate
 from chalicelib.domain.timefmt import iso
@@ -31,6 +33,7 @@ from chalicelib.flow.ingest import Inbound, IngestLimits, accept_request
 from chalicelib.flow.route import RouteOutcome, route_request
 from chalicelib.flow.routing import RoutingCache
 from chalicelib.ports import Doc
+from chalicelib.settings import Settings
 
 TEAM = "tm_01M8547MZCKAJCA8VS2MAZA7PF"
 LIMITS = IngestLimits(max_body_bytes=1024 * 1024, inline_body_bytes=8192, retention_days=30)
@@ -602,11 +605,81 @@ def test_a_rejected_request_is_not_routed(world):
     assert world.records.get_request(message.request_id)["routed_at"] is None
 
 
-def test_a_message_for_a_request_that_does_not_exist_is_dropped_without_error(world):
+def test_a_message_for_a_request_that_is_not_stored_asks_for_a_redelivery(world):
+    # When: the message overtook its Request's write, or the write failed
+    with pytest.raises(RequestNotStoredError):
+        route_request(
+            message=messages.RouteRequest(team_id=TEAM, request_id="req_01M8547MZCKAJCA8VS2MAZA7PF"),
+            records=world.records,
+            resources=world.resources,
+            payloads=world.payloads,
+            queues=world.queues,
+            transformer=world.transformer,
+            routing=world.routing,
+            clock=world.clock,
+            not_stored_waits_s=(),
+        )
+    # Then nothing was routed
+    assert world.queues.deliver == []
+
+
+class LateRecords:
+    """The record store as a route message that overtook ingest's write sees it: absent, then there."""
+
+    def __init__(self, inner: Any, misses: int) -> None:
+        self.inner, self.misses = inner, misses
+
+    def get_request(self, request_id: str) -> Doc | None:
+        if self.misses > 0:
+            self.misses -= 1
+            return None
+        return self.inner.get_request(request_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_message_that_overtakes_its_request_is_routed_once_the_request_lands(world):
+    # Given: the first two reads miss the Request that ingest is still writing
+    source = world.source()
+    connection = world.connection(source)
+    message = world.ingest(source)
     # When
-    outcome = world.route(messages.RouteRequest(team_id=TEAM, request_id="req_01M8547MZCKAJCA8VS2MAZA7PF"))
-    # Then
-    assert outcome == RouteOutcome()
+    route_request(
+        message=message,
+        records=LateRecords(world.records, misses=2),
+        resources=world.resources,
+        payloads=world.payloads,
+        queues=world.queues,
+        transformer=world.transformer,
+        routing=world.routing,
+        clock=world.clock,
+        not_stored_waits_s=(0.001, 0.001, 0.001),
+    )
+    # Then: routed in the same run, without waiting for SQS
+    assert world.event(message.request_id, connection)["status"] == "QUEUED"
+
+
+@pytest.mark.parametrize(("receives", "failures"), [(1, ["m-1"]), (2, ["m-1"]), (3, [])])
+def test_the_route_worker_retries_a_missing_request_then_drops_it_after_three_receives(world, receives, failures):
+    # Given: a route message whose Request was never stored (ingest's write failed, its provider retried)
+    body = messages.encode(messages.RouteRequest(team_id=TEAM, request_id="req_01M8547MZCKAJCA8VS2MAZA7PF"))
+    record = _sqs_record("m-1", body)
+    record["attributes"]["ApproximateReceiveCount"] = str(receives)
+    wiring.use(
+        wiring.Container(
+            settings=Settings(),
+            clock=world.clock,
+            overrides={"control": world.control, "records": world.records, "queues": world.queues},
+        )
+    )
+    try:
+        # When
+        answer = handle_route_batch({"Records": [record]}, None)
+    finally:
+        wiring.reset()
+    # Then: SQS redelivers it twice, then it is acknowledged and gone
+    assert answer == {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}
     assert world.queues.deliver == []
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.config import Config
 
 
-def make_client(service: str, *, region: str, endpoint: str | None) -> Any:
+def make_client(service: str, *, region: str, endpoint: str | None, faults: str = "") -> Any:
     import boto3
 
     # The deliver worker shares one client across its delivery threads (up to 10) and its own calls.
@@ -18,4 +18,10 @@ def make_client(service: str, *, region: str, endpoint: str | None) -> Any:
         tcp_keepalive=True,
         max_pool_connections=32,
     )
-    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=config)
+    client = boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=config)
+    if faults:
+        # The fault run only (settings.faults); with it empty the client carries no extra handler.
+        from chalicelib.adapters.faults import install
+
+        install(client, service, faults)
+    return client

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.dynamo import keys
 from chalicelib.domain.errors import AlreadyExistsError, ConcurrentUpdateError
-from chalicelib.ports import Doc
+from chalicelib.ports import TEAM_RETENTION_DAYS, Doc
 
 
 def _dump(doc: Doc) -> str:
@@ -61,12 +61,19 @@ class DynamoControlStore:
         return {**key, "doc": {"S": _dump(doc)}, "version": {"N": str(doc.get("version", 0))}, **extra}
 
     def _ref_item(self, team_id: str, kind: str, doc: Doc) -> dict[str, Any]:
-        return {
+        item = {
             **keys.resource_ref(doc["id"]),
             "team_id": {"S": team_id},
             "kind": {"S": kind},
             "doc": {"S": _dump(doc)},
         }
+        if kind == "source":
+            # Ingest reads only this item: it carries the team's retention so records expire on the
+            # team's schedule without a second read on the hot path (a control write may read).
+            team = self.get_team(team_id) or {}
+            if isinstance(team.get("retention_days"), int):
+                item["retention_days"] = {"N": str(team["retention_days"])}
+        return item
 
     def _bump(self, team_id: str) -> dict[str, Any]:
         """Routing caches compare this counter, so every resource write moves it in the same transaction."""
@@ -193,7 +200,11 @@ class DynamoControlStore:
     def lookup(self, resource_id: str) -> tuple[str, Doc] | None:
         item = self._get(keys.resource_ref(resource_id))
         doc = _load(item)
-        return (item["team_id"]["S"], doc) if item and doc is not None else None
+        if not item or doc is None:
+            return None
+        if "retention_days" in item:
+            doc[TEAM_RETENTION_DAYS] = int(item["retention_days"]["N"])
+        return item["team_id"]["S"], doc
 
     def routing_version(self, team_id: str) -> int:
         item = self._get(keys.routing(team_id))

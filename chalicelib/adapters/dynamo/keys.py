@@ -161,6 +161,24 @@ def held_work(connection_id: str, created_at: str, event_id: str) -> Key:
     return {"gsi3pk": {"S": held_partition(connection_id)}, "gsi3sk": {"S": f"{created_at}#{event_id}"}}
 
 
+def execution(execution_id: str) -> Key:
+    """A transformation execution: one item per run of a transform rule in the route worker."""
+    return _key(f"EXE#{execution_id}", "EXE")
+
+
+def transformation_executions(team_id: str, transformation_id: str) -> str:
+    """gsi1pk of a transformation's executions; the team is part of it, so another team's id finds nothing."""
+    return f"{team_partition(team_id)}#TRS#{transformation_id}#EXE"
+
+
+def transformation_execution(team_id: str, transformation_id: str, created_at: str, execution_id: str) -> Key:
+    """gsi1 keys of an execution: its transformation's timeline, ordered by (created_at, id) like team timelines."""
+    return {
+        "gsi1pk": {"S": transformation_executions(team_id, transformation_id)},
+        "gsi1sk": {"S": f"{created_at}#{execution_id}"},
+    }
+
+
 def dedupe(key: str) -> Key:
     """A deduplicate rule's claim on a key; `expires_at` (also the TTL) ends its window."""
     return _key(f"DEDUPE#{key}", "DEDUPE")
@@ -169,3 +187,18 @@ def dedupe(key: str) -> Key:
 def rate_bucket(bucket: str) -> Key:
     """A destination's token bucket: `tokens` and `updated_ms`, moved by conditional updates."""
     return _key(f"RATE#{bucket}", "RATE")
+
+
+def bulk_operation(operation_id: str) -> Key:
+    """A bulk retry/replay operation: its filter, status, cursor and counters (moved by atomic ADDs)."""
+    return _key(f"BCH#{operation_id}", "BCH")
+
+
+def team_bulk_operations(team_id: str, kind: str) -> str:
+    """gsi1pk of a team's bulk operations of one kind (events | requests), for GET .../bulk_operations."""
+    return f"{team_partition(team_id)}#BCH#{kind}"
+
+
+def team_bulk_operation(team_id: str, kind: str, created_at: str, operation_id: str) -> Key:
+    """gsi1 keys of a bulk operation: newest first by (created_at, id), like the team timelines."""
+    return {"gsi1pk": {"S": team_bulk_operations(team_id, kind)}, "gsi1sk": {"S": f"{created_at}#{operation_id}"}}

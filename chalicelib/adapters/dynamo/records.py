@@ -15,35 +15,33 @@ import heapq
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters.dynamo import keys
+from chalicelib.adapters.dynamo.items import (
+    INTERNAL,
+    RECORD_IS_NEW,
+    Item,
+    av,
+    is_conflict,
+    put_new,
+    read_page,
+    to_doc,
+    to_item,
+)
 from chalicelib.domain.statuses import PENDING_EVENT_STATUSES, EventStatus
 from chalicelib.domain.timefmt import iso
 from chalicelib.ports import Doc, TimelinePage, TimelineQuery
 
-Item = dict[str, Any]
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-# Attributes the adapter owns; documents never carry them. `rev` counts an event's writes so a
-# read-derive-write (transition_event) can prove nothing moved in between.
-_INTERNAL = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "rev"})
 _LEASE = ("lease_id", "lease_until")
 _WORK_KEYS = ("gsi3pk", "gsi3sk")
 _PENDING = tuple(sorted(s.value for s in PENDING_EVENT_STATUSES))
 
 # ---- named conditions -------------------------------------------------------------------------------
 
-# "record is new": ids are deterministic (events, ignored branches) or random (requests), so a second
-# put of the same id is a replayed write and must not overwrite what workers changed since.
-RECORD_IS_NEW = "attribute_not_exists(pk)"
 # "request exists": finishing the routing of a request that is gone (expired) must not create a stub item.
 REQUEST_EXISTS = "attribute_exists(pk)"
 # "no live lease": a lease that expired (its worker died) no longer protects the event.
@@ -52,6 +50,11 @@ NO_LIVE_LEASE = "(attribute_not_exists(lease_until) OR attribute_type(lease_unti
 PENDING_AND_FREE = f"#status IN (:pending0, :pending1) AND {NO_LIVE_LEASE}"
 # "still our lease": a worker whose lease expired and was taken over must not overwrite the new holder's outcome.
 STILL_OUR_LEASE = "lease_id = :lease"
+# "not yet retried by this bulk operation": a bulk page processed twice must not retry an event twice.
+NOT_OF_BATCH = (
+    "(attribute_not_exists(batch_operation_id) OR attribute_type(batch_operation_id, :null)"
+    " OR batch_operation_id <> :batch)"
+)
 # "unchanged since read": the work-index keys were derived from the read document.
 UNCHANGED_SINCE_READ = "rev = :rev"
 # "claim is free": no claim on the key, or its window ended (TTL deletion is late, and moto never does it).
@@ -64,57 +67,12 @@ _TRANSITION_RETRIES = 5
 _BATCH_GET_ROUNDS = 8
 
 
-# ---- conversion -------------------------------------------------------------------------------------
-
-
-def _to_dynamo(value: Any) -> Any:
-    """Python values TypeSerializer accepts: floats become Decimals (it refuses floats), tuples lists."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return str(value)  # a StrEnum member becomes its plain value
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    """Back to the JSON-able shapes documents had: Decimal -> int (or float), Binary -> bytes."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Binary):
-        return bytes(value.value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
-
-
-def _av(value: Any) -> dict[str, Any]:
-    return _serializer.serialize(_to_dynamo(value))
-
-
-def _item(doc: Doc) -> Item:
-    return {name: _av(value) for name, value in doc.items() if name not in _INTERNAL}
-
-
-def _doc(item: Item | None) -> Doc | None:
-    if not item:
-        return None
-    return {name: _from_dynamo(_deserializer.deserialize(av)) for name, av in item.items() if name not in _INTERNAL}
-
-
 def _rev(item: Item) -> int | None:
     return int(item["rev"]["N"]) if "rev" in item else None
 
 
-def _is_conflict(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+def _try_order(attempt: Doc) -> tuple[int, str]:
+    return int(attempt.get("attempt_number") or 0), str(attempt.get("created_at") or "")
 
 
 def _work_keys(doc: Doc) -> keys.Key | None:
@@ -149,7 +107,7 @@ class _Update:
 
     def value(self, value: Any, *, raw: bool = False) -> str:
         placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = value if raw else _av(value)
+        self.values[placeholder] = value if raw else av(value)
         return placeholder
 
     def set(self, attribute: str, value: Any, *, raw: bool = False) -> None:
@@ -203,13 +161,7 @@ class DynamoRecordStore:
         return self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
 
     def _put_new(self, item: Item) -> bool:
-        try:
-            self._db.put_item(TableName=self._table, Item=item, ConditionExpression=RECORD_IS_NEW)
-        except ClientError as exc:
-            if _is_conflict(exc):
-                return False
-            raise
-        return True
+        return put_new(self._db, self._table, item)
 
     def _update(self, key: keys.Key, update: _Update, condition: str, values: dict[str, Any]) -> Item | None:
         """The item after a conditional update, or None when the condition failed."""
@@ -218,7 +170,7 @@ class DynamoRecordStore:
                 TableName=self._table, Key=key, ReturnValues="ALL_NEW", **update.kwargs(condition, values)
             ).get("Attributes")
         except ClientError as exc:
-            if _is_conflict(exc):
+            if is_conflict(exc):
                 return None
             raise
 
@@ -262,7 +214,7 @@ class DynamoRecordStore:
             sk_condition=" AND begins_with(gsi2sk, :kind)",
             values={":kind": {"S": f"{child_kind}#"}},
         )
-        return [doc for doc in map(_doc, items) if doc is not None]
+        return [doc for doc in map(to_doc, items) if doc is not None]
 
     def _batch_get(self, key_list: list[keys.Key]) -> list[Doc]:
         """Full, strongly consistent documents for index hits (a GSI may lag behind the table)."""
@@ -273,7 +225,7 @@ class DynamoRecordStore:
                 if backoff:
                     time.sleep(min(1.0, 0.05 * 2**backoff))  # keys left unprocessed mean throttling: back off
                 answer = self._db.batch_get_item(RequestItems=request)
-                found.extend(doc for doc in map(_doc, answer.get("Responses", {}).get(self._table, [])) if doc)
+                found.extend(doc for doc in map(to_doc, answer.get("Responses", {}).get(self._table, [])) if doc)
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -285,14 +237,14 @@ class DynamoRecordStore:
 
     def put_request(self, request: Doc) -> bool:
         item = {
-            **_item(request),
+            **to_item(request),
             **keys.request(request["id"]),
             **keys.team_timeline_entry(request["team_id"], "REQ", request["ingested_at"], request["id"]),
         }
         return self._put_new(item)
 
     def get_request(self, request_id: str) -> Doc | None:
-        return _doc(self._get(keys.request(request_id)))
+        return to_doc(self._get(keys.request(request_id)))
 
     def finish_routing(self, request_id: str, *, events_count: int, ignored_count: int, routed_at: str) -> None:
         update = _Update()
@@ -305,7 +257,7 @@ class DynamoRecordStore:
 
     def put_event(self, event: Doc) -> bool:
         item = {
-            **_item(event),
+            **to_item(event),
             **keys.event(event["id"]),
             **keys.team_timeline_entry(event["team_id"], "EVT", event["created_at"], event["id"]),
             **keys.request_child(event["request_id"], "EVT", event["id"]),
@@ -316,7 +268,7 @@ class DynamoRecordStore:
 
     def put_ignored(self, ignored: Doc) -> bool:
         item = {
-            **_item(ignored),
+            **to_item(ignored),
             **keys.ignored(ignored["id"]),
             **keys.team_timeline_entry(ignored["team_id"], "IGN", ignored["created_at"], ignored["id"]),
             **keys.request_child(ignored["request_id"], "IGN", ignored["id"]),
@@ -324,7 +276,7 @@ class DynamoRecordStore:
         return self._put_new(item)
 
     def get_event(self, event_id: str) -> Doc | None:
-        return _doc(self._get(keys.event(event_id)))
+        return to_doc(self._get(keys.event(event_id)))
 
     def events_of_request(self, request_id: str) -> list[Doc]:
         return self._children(keys.request_children(request_id), "EVT")
@@ -340,15 +292,15 @@ class DynamoRecordStore:
         update.set_work_keys(keys.due_work(event_id, until))
         update.add("rev", 1)
         values = {
-            ":pending0": _av(_PENDING[0]),
-            ":pending1": _av(_PENDING[1]),
+            ":pending0": av(_PENDING[0]),
+            ":pending1": av(_PENDING[1]),
             ":null": {"S": "NULL"},
-            ":now": _av(now),
+            ":now": av(now),
         }
-        return _doc(self._update(keys.event(event_id), update, PENDING_AND_FREE, values))
+        return to_doc(self._update(keys.event(event_id), update, PENDING_AND_FREE, values))
 
     def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
-        current = _doc(self._get(keys.event(event_id)))
+        current = to_doc(self._get(keys.event(event_id)))
         if current is None or current.get("lease_id") != lease_id:
             return False
         # Only the lease holder writes an event while lease_id is its own (every other write replaces or
@@ -359,16 +311,24 @@ class DynamoRecordStore:
         update = self._changes(changes)
         update.set_work_keys(_work_keys(result))
         update.add("rev", 1)
-        return self._update(keys.event(event_id), update, STILL_OUR_LEASE, {":lease": _av(lease_id)}) is not None
+        return self._update(keys.event(event_id), update, STILL_OUR_LEASE, {":lease": av(lease_id)}) is not None
 
-    def transition_event(self, event_id: str, *, from_statuses: frozenset[str], changes: Doc, now: str) -> Doc | None:
+    def transition_event(
+        self,
+        event_id: str,
+        *,
+        from_statuses: frozenset[str],
+        changes: Doc,
+        now: str,
+        unless_batch_operation_id: str | None = None,
+    ) -> Doc | None:
         if not from_statuses:
             return None
         froms = sorted(str(s) for s in from_statuses)
         status_in = "#status IN (" + ", ".join(f":from{i}" for i in range(len(froms))) + ")"
         item = self._get(keys.event(event_id))
         for _ in range(_TRANSITION_RETRIES):
-            current = _doc(item)
+            current = to_doc(item)
             if item is None or current is None:
                 return None
             result = {**current, **changes}
@@ -382,13 +342,16 @@ class DynamoRecordStore:
             condition = f"{status_in} AND {NO_LIVE_LEASE} AND " + (
                 UNCHANGED_SINCE_READ if rev is not None else "attribute_not_exists(rev)"
             )
-            values = {f":from{i}": _av(s) for i, s in enumerate(froms)}
-            values.update({":null": {"S": "NULL"}, ":now": _av(now)})
+            values = {f":from{i}": av(s) for i, s in enumerate(froms)}
+            values.update({":null": {"S": "NULL"}, ":now": av(now)})
+            if unless_batch_operation_id is not None:
+                condition += f" AND {NOT_OF_BATCH}"
+                values[":batch"] = av(unless_batch_operation_id)
             if rev is not None:
                 values[":rev"] = {"N": str(rev)}
             written = self._update(keys.event(event_id), update, condition, values)
             if written is not None:
-                return _doc(written)
+                return to_doc(written)
             fresh = self._get(keys.event(event_id))
             if fresh is None or _rev(fresh) == rev:
                 return None  # nothing moved: the status or a live lease refused the transition
@@ -398,7 +361,7 @@ class DynamoRecordStore:
     def _changes(self, changes: Doc) -> _Update:
         update = _Update()
         for name, value in changes.items():
-            if name not in _INTERNAL and name not in _LEASE and name != "id":
+            if name not in INTERNAL and name not in _LEASE and name != "id":
                 update.set(name, value)
         for name in _LEASE:
             update.remove(name)
@@ -408,19 +371,21 @@ class DynamoRecordStore:
 
     def put_attempt(self, attempt: Doc) -> None:
         item = {
-            **_item(attempt),
+            **to_item(attempt),
             **keys.attempt(attempt["id"]),
             **keys.team_timeline_entry(attempt["team_id"], "ATT", attempt["created_at"], attempt["id"]),
             **keys.event_attempt(attempt["event_id"], attempt["id"]),
         }
-        # Unconditional: attempt ids are fresh per try, so a write can only repeat itself, never clobber.
+        # Unconditional: an attempt id is one try of one event (flow/deliver.py), so a write either repeats
+        # itself or replaces a try whose event was never updated with the try that took it over.
         self._db.put_item(TableName=self._table, Item=item)
 
     def get_attempt(self, attempt_id: str) -> Doc | None:
-        return _doc(self._get(keys.attempt(attempt_id)))
+        return to_doc(self._get(keys.attempt(attempt_id)))
 
     def attempts_of_event(self, event_id: str) -> list[Doc]:
-        return self._children(keys.event_attempts(event_id), "ATT")
+        # Attempt ids derive from (event, try number), so they do not sort in time: the number does.
+        return sorted(self._children(keys.event_attempts(event_id), "ATT"), key=_try_order)
 
     # ---- the work index -------------------------------------------------------------------------
 
@@ -482,18 +447,18 @@ class DynamoRecordStore:
         for i, (name, options) in enumerate(query.fields):
             names[f"#f{i}"] = name
             for j, option in enumerate(options):
-                values[f":f{i}_{j}"] = _av(option)
+                values[f":f{i}_{j}"] = av(option)
             clauses.append(f"#f{i} IN ({', '.join(f':f{i}_{j}' for j in range(len(options)))})")
         if query.in_flight is not None:
             names["#lease"] = "lease_until"
-            values[":now"] = _av(iso(query.now))
+            values[":now"] = av(iso(query.now))
             if query.in_flight:
                 clauses.append("#lease > :now")
             else:
                 values[":null"] = {"S": "NULL"}
                 clauses.append("(attribute_not_exists(#lease) OR attribute_type(#lease, :null) OR #lease <= :now)")
         if query.search is not None:
-            values[":q"] = _av(query.search)
+            values[":q"] = av(query.search)
             matches = []
             for k, name in enumerate(query.search_exact):
                 names[f"#se{k}"] = name
@@ -517,26 +482,15 @@ class DynamoRecordStore:
         if kwargs is None:
             return TimelinePage([], None)
         filtered = bool(query.fields or query.in_flight is not None or query.search is not None)
-        found: list[Item] = []
-        last: dict[str, Any] | None = None
-        for _ in range(self._timeline_pages):
-            # One item past the page tells whether a next page exists; a filtered query reads wider pages.
-            wanted = query.limit + 1 - len(found)
-            kwargs["Limit"] = min(
-                self._timeline_page_items, max(wanted, 200) if filtered else wanted + (query.after is not None)
-            )
-            page = self._db.query(**kwargs)
-            found += [item for item in page.get("Items", []) if item["gsi1sk"]["S"] != query.after]
-            if len(found) > query.limit:
-                kept = found[: query.limit]
-                return TimelinePage([d for d in map(_doc, kept) if d], kept[-1]["gsi1sk"]["S"])
-            last = page.get("LastEvaluatedKey")
-            if last is None:
-                return TimelinePage([d for d in map(_doc, found) if d], None)
-            kwargs["ExclusiveStartKey"] = last
-        # The read bound is hit with a partial page: resume after the last item DynamoDB evaluated.
-        assert last is not None
-        return TimelinePage([d for d in map(_doc, found) if d], last["gsi1sk"]["S"])
+        return read_page(
+            self._db,
+            kwargs,
+            limit=query.limit,
+            after=query.after,
+            filtered=filtered,
+            pages=self._timeline_pages,
+            page_items=self._timeline_page_items,
+        )
 
     def count_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> int:
         kwargs = self._timeline_kwargs(team_id, kind, replace(query, after=None))
@@ -551,6 +505,23 @@ class DynamoRecordStore:
                 return total
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def timeline_points(self, team_id: str, kind: str, query: TimelineQuery, attributes: tuple[str, ...]) -> list[Doc]:
+        kwargs = self._timeline_kwargs(team_id, kind, replace(query, ascending=True, after=None))
+        if kwargs is None:
+            return []
+        # Only the attributes a metric buckets by travel back (the read units are those of the whole
+        # items DynamoDB evaluates either way: a projection trims the response, not the bill).
+        projected = {f"#p{i}": name for i, name in enumerate(attributes)}
+        kwargs["ExpressionAttributeNames"].update(projected)
+        kwargs["ProjectionExpression"] = ", ".join(projected)
+        points: list[Doc] = []
+        while True:
+            page = self._db.query(**kwargs)
+            points += [d for d in map(to_doc, page.get("Items", [])) if d is not None]
+            if "LastEvaluatedKey" not in page:
+                return points
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     # ---- dedupe claims and rate-limit buckets ---------------------------------------------------
 
     def claim_dedupe(self, key: str, *, now_epoch: int, until_epoch: int) -> bool:
@@ -562,7 +533,7 @@ class DynamoRecordStore:
                 ExpressionAttributeValues={":now": {"N": str(int(now_epoch))}},
             )
         except ClientError as exc:
-            if _is_conflict(exc):
+            if is_conflict(exc):
                 return False
             raise
         return True

@@ -1,0 +1,1 @@
+"""Bulk retry and replay: plan an operation from a list query's filters, run it page by page, cancel it."""

@@ -1,0 +1,1 @@
+"""The dashboard's static files (HTML, CSS, ES modules), served by chalicelib/entrypoints/dashboard.py."""
