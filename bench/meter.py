@@ -86,35 +86,50 @@ def _kb(size: int, unit: int = KB) -> int:
 class TableShape:
     key: tuple[str, ...]
     indexes: dict[str, tuple[str, ...]]
+    keys_only: frozenset[str] = frozenset()  # indexes that copy keys, not items
 
 
 @dataclass(frozen=True)
 class _ItemState:
     size: int
     index_keys: dict[str, tuple[str, ...]]
+    # Bytes of the item's copy in each index it is in: the item (ALL) or its keys (KEYS_ONLY).
+    entry_sizes: dict[str, int] = field(default_factory=dict)
+    keys_only: frozenset[str] = frozenset()
 
 
 def _state(item: dict[str, Any], shape: TableShape) -> _ItemState:
-    keys = {}
+    keys, entries = {}, {}
+    size = item_size(item)
     for name, attributes in shape.indexes.items():
         if all(a in item for a in attributes):
             keys[name] = tuple(str(item[a]) for a in attributes)
-    return _ItemState(item_size(item), keys)
+            copied = (*shape.key, *attributes) if name in shape.keys_only else None
+            entries[name] = item_size({a: item[a] for a in copied if a in item}) if copied else size
+    return _ItemState(size, keys, entries, shape.keys_only)
 
 
 def write_units(old: _ItemState | None, new: _ItemState | None) -> int:
-    """WRU of one write: the table's item, plus each index the item enters, stays in or leaves."""
+    """WRU of one write: the table's item, plus each index the item enters, stays in or leaves.
+
+    An ALL index rewrites its copy on every write of the item; a KEYS_ONLY index only when the
+    item enters it, leaves it or its index key changes.
+    """
     size = max(old.size if old else 0, new.size if new else 0)
     units = _kb(size)
+    keys_only = (old.keys_only if old else frozenset()) | (new.keys_only if new else frozenset())
     for name in set(old.index_keys if old else {}) | set(new.index_keys if new else {}):
         before = old.index_keys.get(name) if old else None
         after = new.index_keys.get(name) if new else None
         if before is not None and after is not None and before != after:
-            units += _kb(old.size) + _kb(new.size)  # type: ignore[union-attr]  # index key moved: delete + put
+            # index key moved: delete + put
+            units += _kb(old.entry_sizes[name]) + _kb(new.entry_sizes[name])  # type: ignore[union-attr]
+        elif before is not None and after is not None and name in keys_only:
+            continue  # same keys, nothing copied changed
         elif after is not None:
-            units += _kb(new.size)  # type: ignore[union-attr]
+            units += _kb(new.entry_sizes[name])  # type: ignore[union-attr]
         else:
-            units += _kb(old.size)  # type: ignore[union-attr]
+            units += _kb(old.entry_sizes[name])  # type: ignore[union-attr]
     return units
 
 
@@ -173,11 +188,12 @@ class AwsMeter:
         for name in names:
             table = dynamodb.describe_table(TableName=name)["Table"]
             key = tuple(k["AttributeName"] for k in table["KeySchema"])
-            indexes = {
-                index["IndexName"]: tuple(k["AttributeName"] for k in index["KeySchema"])
-                for index in table.get("GlobalSecondaryIndexes", []) + table.get("LocalSecondaryIndexes", [])
-            }
-            self._tables[name] = TableShape(key, indexes)
+            declared = table.get("GlobalSecondaryIndexes", []) + table.get("LocalSecondaryIndexes", [])
+            indexes = {index["IndexName"]: tuple(k["AttributeName"] for k in index["KeySchema"]) for index in declared}
+            keys_only = frozenset(
+                index["IndexName"] for index in declared if index["Projection"]["ProjectionType"] == "KEYS_ONLY"
+            )
+            self._tables[name] = TableShape(key, indexes, keys_only)
 
     def reset(self) -> None:
         with self._lock:

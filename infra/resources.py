@@ -15,6 +15,10 @@ class Index:
     name: str
     partition_key: str
     sort_key: str | None = None
+    # ALL copies whole items into the index (every write of the item writes the copy too: its size in
+    # WRU); KEYS_ONLY copies the keys, written only when an index key changes, and readers fetch the
+    # items from the table. Indexes that only find items to act on are KEYS_ONLY.
+    projection: str = "ALL"
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,12 @@ RECORDS = Table(
     sort_key="sk",
     ttl_attribute="expires_at",
     indexes=(
+        # Team timelines: lists, counts and metrics filter and page on the copies themselves.
         Index("gsi1", "gsi1pk", "gsi1sk"),
-        Index("gsi2", "gsi2pk", "gsi2sk"),
+        # Children of a request or event: read rarely (detail pages, a re-run), written on every change.
+        Index("gsi2", "gsi2pk", "gsi2sk", projection="KEYS_ONLY"),
         # Sparse work index: only SCHEDULED/QUEUED (DUE#<shard>) and HOLD (HOLD#<connection>) events carry it.
-        Index("gsi3", "gsi3pk", "gsi3sk"),
+        Index("gsi3", "gsi3pk", "gsi3sk", projection="KEYS_ONLY"),
     ),
     description="Requests, events, attempts and ignored branches; expire with the team's retention.",
 )

@@ -25,7 +25,7 @@ def _table_spec(table: r.Table, name: str) -> dict[str, Any]:
         if index.sort_key:
             schema.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
             attrs.add(index.sort_key)
-        gsis.append({"IndexName": index.name, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}})
+        gsis.append({"IndexName": index.name, "KeySchema": schema, "Projection": {"ProjectionType": index.projection}})
     spec: dict[str, Any] = {
         "TableName": name,
         "KeySchema": key_schema,

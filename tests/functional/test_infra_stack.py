@@ -120,7 +120,7 @@ def test_every_table_of_the_data_is_deployed_with_its_keys_indexes_and_ttl(
             (index["IndexName"], index["KeySchema"], index["Projection"])
             for index in props.get("GlobalSecondaryIndexes", [])
         ] == [
-            (index.name, _key_schema(index.partition_key, index.sort_key), {"ProjectionType": "ALL"})
+            (index.name, _key_schema(index.partition_key, index.sort_key), {"ProjectionType": index.projection})
             for index in table.indexes
         ]
 

@@ -207,14 +207,19 @@ class DynamoRecordStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _children(self, parent_pk: str, child_kind: str) -> list[Doc]:
-        items = self._query(
-            "gsi2",
-            "gsi2pk",
-            parent_pk,
-            sk_condition=" AND begins_with(gsi2sk, :kind)",
-            values={":kind": {"S": f"{child_kind}#"}},
+        # gsi2 holds keys only (infra/resources.py): the children are read from the table, in index order.
+        hits = list(
+            self._query(
+                "gsi2",
+                "gsi2pk",
+                parent_pk,
+                sk_condition=" AND begins_with(gsi2sk, :kind)",
+                values={":kind": {"S": f"{child_kind}#"}},
+            )
         )
-        return [doc for doc in map(to_doc, items) if doc is not None]
+        docs = {doc["id"]: doc for doc in self._batch_get([{"pk": hit["pk"], "sk": hit["sk"]} for hit in hits])}
+        order = [hit["gsi2sk"]["S"].partition("#")[2] for hit in hits]
+        return [docs[child_id] for child_id in order if child_id in docs]
 
     def _batch_get(self, key_list: list[keys.Key]) -> list[Doc]:
         """Full, strongly consistent documents for index hits (a GSI may lag behind the table)."""
