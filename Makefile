@@ -31,6 +31,7 @@ format: $(STAMP)
 # Webhooks through the embedded stack at a fixed rate: latencies, AWS calls, $ per million (bench/results/).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.coldstart --write
 
 # Fault run: webhooks at a steady rate while receivers 5xx/time out, workers crash, DynamoDB/SQS throttle and
 # messages arrive twice; lost/overlaps/stuck must be 0 (bench/results/chaos-*). CHAOS_ARGS="--count 1000".
