@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.adapters.dynamo import keys
-from chalicelib.adapters.dynamo.items import av, put_new, read_page, to_doc, to_item
+from chalicelib.adapters.dynamo.items import av, put_new, read_page, to_doc, to_item, window_query
 from chalicelib.ports import Doc, TimelinePage, TimelineQuery
 
 
@@ -45,35 +45,16 @@ class DynamoExecutionStore:
     def _kwargs(
         self, team_id: str, transformation_id: str, query: TimelineQuery, log_levels: tuple[str, ...]
     ) -> dict[str, Any] | None:
-        low, high = keys.team_timeline_bounds(query.start, query.end)
-        if query.after is not None:
-            # The cursor's own item is inside the inclusive bound; the caller drops it.
-            low, high = (max(low, query.after), high) if query.ascending else (low, min(high, query.after))
-        if low > high:
-            return None
-        names = {"#expires": "expires_at"}
-        values: dict[str, Any] = {
-            ":pk": {"S": keys.transformation_executions(team_id, transformation_id)},
-            ":low": {"S": low},
-            ":high": {"S": high},
-            ":epoch": {"N": str(int(query.now.timestamp()))},
-        }
-        # TTL deletion is late (and moto never deletes): an expired execution is gone for readers.
-        clauses = ["(attribute_not_exists(#expires) OR #expires > :epoch)"]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses: list[str] = []
         if log_levels:
             names["#levels"] = "log_levels"
             for i, level in enumerate(log_levels):
                 values[f":lvl{i}"] = av(level)
             clauses.append("(" + " OR ".join(f"contains(#levels, :lvl{i})" for i in range(len(log_levels))) + ")")
-        return {
-            "TableName": self._table,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
-            "FilterExpression": " AND ".join(clauses),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": query.ascending,
-        }
+        partition = keys.transformation_executions(team_id, transformation_id)
+        return window_query(self._table, partition, query, clauses, names, values)
 
     def query_executions(
         self, team_id: str, transformation_id: str, query: TimelineQuery, *, log_levels: tuple[str, ...] = ()

@@ -14,7 +14,8 @@ from typing import Any
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.ports import Doc, TimelinePage
+from chalicelib.adapters.dynamo import keys
+from chalicelib.ports import Doc, TimelinePage, TimelineQuery
 
 Item = dict[str, Any]
 
@@ -123,3 +124,35 @@ def read_page(
         kwargs["ExclusiveStartKey"] = last
     assert last is not None
     return TimelinePage([d for d in map(to_doc, found) if d], last[position]["S"])
+
+
+def window_query(
+    table: str, partition: str, query: TimelineQuery, clauses: list[str], names: dict[str, str], values: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Query arguments for one gsi1 timeline partition within the query's window, after its cursor.
+
+    `clauses` (ANDed into the FilterExpression) and their `names`/`values` come from the caller;
+    expired records are always filtered out (TTL deletion is late, and moto never deletes). None when
+    the window is empty.
+    """
+    low, high = keys.team_timeline_bounds(query.start, query.end)
+    if query.after is not None:
+        # The cursor's own item is inside the inclusive bound; read_page drops it.
+        low, high = (max(low, query.after), high) if query.ascending else (low, min(high, query.after))
+    if low > high:
+        return None
+    return {
+        "TableName": table,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+        "FilterExpression": " AND ".join(["(attribute_not_exists(#expires) OR #expires > :epoch)", *clauses]),
+        "ExpressionAttributeNames": {"#expires": "expires_at", **names},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": partition},
+            ":low": {"S": low},
+            ":high": {"S": high},
+            ":epoch": {"N": str(int(query.now.timestamp()))},
+            **values,
+        },
+        "ScanIndexForward": query.ascending,
+    }

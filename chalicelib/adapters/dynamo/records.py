@@ -31,6 +31,7 @@ from chalicelib.adapters.dynamo.items import (
     read_page,
     to_doc,
     to_item,
+    window_query,
 )
 from chalicelib.domain.statuses import PENDING_EVENT_STATUSES, EventStatus
 from chalicelib.domain.timefmt import iso
@@ -434,21 +435,9 @@ class DynamoRecordStore:
 
     def _timeline_kwargs(self, team_id: str, kind: str, query: TimelineQuery) -> dict[str, Any] | None:
         """Query arguments for gsi1: the window (and cursor) as the key condition, the filters as a FilterExpression."""
-        low, high = keys.team_timeline_bounds(query.start, query.end)
-        if query.after is not None:
-            # The cursor's own item is inside the inclusive bound; the caller drops it.
-            low, high = (max(low, query.after), high) if query.ascending else (low, min(high, query.after))
-        if low > high:
-            return None
-        names = {"#expires": "expires_at"}
-        values: dict[str, Any] = {
-            ":pk": {"S": keys.team_timeline(team_id, kind)},
-            ":low": {"S": low},
-            ":high": {"S": high},
-            ":epoch": {"N": str(int(query.now.timestamp()))},
-        }
-        # TTL deletion is late (and moto never deletes): an expired record is gone for readers.
-        clauses = ["(attribute_not_exists(#expires) OR #expires > :epoch)"]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses: list[str] = []
         for i, (name, options) in enumerate(query.fields):
             names[f"#f{i}"] = name
             for j, option in enumerate(options):
@@ -472,15 +461,7 @@ class DynamoRecordStore:
                 names[f"#sp{k}"] = name
                 matches.append(f"begins_with(#sp{k}, :q)")
             clauses.append("(" + " OR ".join(matches) + ")")
-        return {
-            "TableName": self._table,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
-            "FilterExpression": " AND ".join(clauses),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": query.ascending,
-        }
+        return window_query(self._table, keys.team_timeline(team_id, kind), query, clauses, names, values)
 
     def query_timeline(self, team_id: str, kind: str, query: TimelineQuery) -> TimelinePage:
         kwargs = self._timeline_kwargs(team_id, kind, query)
