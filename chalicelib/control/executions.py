@@ -61,11 +61,11 @@ def list_executions(
     """A page of the transformation's executions, newest first unless `dir=asc`."""
     transformation = res.get_resource(resources, team_id, res.TRANSFORMATION, transformation_id)
     levels = parse_log_levels(query.get("log_level"))
-    start, end = observe._window(query, now)
+    start, end = observe.time_window(query, now)
     # The cursor is bound to this transformation: one made for another cannot page this list.
     paging = observe.page_request(f"transformations/{transformation['id']}/executions", query, limit=limit)
     base = TimelineQuery(start=start, end=end, now=now)
-    docs, pagination = observe._page(
+    docs, pagination = observe.timeline_page(
         lambda q: executions.query_executions(team_id, transformation["id"], q, log_levels=levels), KIND, base, paging
     )
     return [present_execution(d) for d in docs], pagination
@@ -86,7 +86,7 @@ def get_execution(
     transformation = res.get_resource(resources, team_id, res.TRANSFORMATION, transformation_id)
     eid = parse_id(execution_id, Prefix.EXECUTION, "Execution")
     doc = executions.get_execution(eid)
-    if doc is None or doc.get("transformation_id") != transformation["id"] or not observe._live(doc, team_id, now):
+    if doc is None or doc.get("transformation_id") != transformation["id"] or not observe.is_live(doc, team_id, now):
         raise NotFoundError(f"Execution {eid} not found")
     out = present_execution(doc)
     out["original_event_data"] = _data_or_none(

@@ -97,7 +97,7 @@ def _flag(query: Mapping[str, str], name: str) -> bool | None:
     raise InvalidParameterError(f"{name} must be true or false, not {query.get(name)!r:.40}")
 
 
-def _window(query: Mapping[str, str], now: datetime) -> tuple[str, str]:
+def time_window(query: Mapping[str, str], now: datetime) -> tuple[str, str]:
     """The inclusive time window of `from`/`to` (or `ingested_at[gte|lte]`): ISO or relative times."""
     bounds = []
     for names, default in (
@@ -166,7 +166,7 @@ def page_request(route: str, query: Mapping[str, str], *, limit: int) -> PageReq
     return PageRequest(direction, limit, cursor, _signature(route, query, direction))
 
 
-def _page(
+def timeline_page(
     fetch: Callable[[TimelineQuery], TimelinePage], kind: str, base: TimelineQuery, paging: PageRequest
 ) -> tuple[list[Doc], dict[str, Any]]:
     """One page of a timeline and its pagination block; a `prev` cursor reads backwards from its position."""
@@ -219,7 +219,7 @@ def _slice(docs: list[Doc], kind: str, query: TimelineQuery) -> TimelinePage:
 # ---- reading one record -------------------------------------------------------------------------
 
 
-def _live(doc: Doc | None, team_id: str, now: datetime) -> bool:
+def is_live(doc: Doc | None, team_id: str, now: datetime) -> bool:
     if doc is None or doc.get("team_id") != team_id:
         return False
     expires_at = doc.get("expires_at")
@@ -243,7 +243,7 @@ def _request_data(request: Doc, payloads: PayloadStore) -> Doc:
 def _request_of_team(records: RecordStore, team_id: str, request_id: str, now: datetime) -> Doc:
     rid = parse_id(request_id, Prefix.REQUEST, "Request")
     request = records.get_request(rid)
-    if request is None or not _live(request, team_id, now):
+    if request is None or not is_live(request, team_id, now):
         raise NotFoundError(f"Request {rid} not found")
     return request
 
@@ -284,7 +284,7 @@ def get_event(*, team_id: str, event_id: str, records: RecordStore, payloads: Pa
     """One event with its data: what a transformation made of the request, else the request's own."""
     eid = parse_id(event_id, Prefix.EVENT, "Event")
     event = records.get_event(eid)
-    if event is None or not _live(event, team_id, now):
+    if event is None or not is_live(event, team_id, now):
         raise NotFoundError(f"Event {eid} not found")
     own = event.get("data")
     if own:
@@ -292,14 +292,14 @@ def get_event(*, team_id: str, event_id: str, records: RecordStore, payloads: Pa
         data = present_data(own["method"], own["path"], own["query"], own["headers"], body)
     else:
         request = records.get_request(event["request_id"])
-        data = _request_data(request, payloads) if _live(request, team_id, now) and request else None
+        data = _request_data(request, payloads) if is_live(request, team_id, now) and request else None
     return jsonable(present_event(event, data=data))
 
 
 def get_attempt(*, team_id: str, attempt_id: str, records: RecordStore, now: datetime) -> Doc:
     aid = parse_id(attempt_id, Prefix.ATTEMPT, "Attempt")
     attempt = records.get_attempt(aid)
-    if attempt is None or not _live(attempt, team_id, now):
+    if attempt is None or not is_live(attempt, team_id, now):
         raise NotFoundError(f"Attempt {aid} not found")
     return jsonable(present_attempt(attempt))
 
@@ -346,13 +346,13 @@ def list_request_events(
     wanted = parse_event_status(status)
     if wanted.ignored:
         connections = _connections(resources, team_id)
-        ignored = [d for d in records.ignored_of_request(request["id"]) if _live(d, team_id, now)]
+        ignored = [d for d in records.ignored_of_request(request["id"]) if is_live(d, team_id, now)]
         models = [present_ignored_as_event(d, connections) for d in _oldest_first(ignored)]
         return models, _whole(models)
     now_iso = iso(now)
     events = []
     for event in records.events_of_request(request["id"]):
-        if not _live(event, team_id, now) or (wanted.statuses and event["status"] not in wanted.statuses):
+        if not is_live(event, team_id, now) or (wanted.statuses and event["status"] not in wanted.statuses):
             continue
         in_flight = bool(event.get("lease_until")) and event["lease_until"] > now_iso
         if wanted.in_flight is not None and in_flight != wanted.in_flight:
@@ -367,7 +367,7 @@ def list_request_ignored(
 ) -> tuple[list[Doc], dict[str, Any]]:
     """The ignored branches of one request, oldest first, as DESIGN.md shapes them (with `message`)."""
     request = _request_of_team(records, team_id, request_id, now)
-    ignored = [d for d in records.ignored_of_request(request["id"]) if _live(d, team_id, now)]
+    ignored = [d for d in records.ignored_of_request(request["id"]) if is_live(d, team_id, now)]
     models = [{k: v for k, v in d.items() if k != "expires_at"} for d in _oldest_first(ignored)]
     return models, _whole(models)
 
@@ -385,7 +385,7 @@ class Selection:
 
 
 def select_requests(query: Mapping[str, str], *, team_id: str, resources: ResourceStore, now: datetime) -> Selection:
-    start, end = _window(query, now)
+    start, end = time_window(query, now)
     fields: list[tuple[str, tuple[Any, ...]]] = []
     nothing = False
     status = (query.get("status") or "").lower()
@@ -426,7 +426,7 @@ def select_requests(query: Mapping[str, str], *, team_id: str, resources: Resour
 
 
 def select_events(query: Mapping[str, str], *, team_id: str, resources: ResourceStore, now: datetime) -> Selection:
-    start, end = _window(query, now)
+    start, end = time_window(query, now)
     wanted = parse_event_status(query.get("status"))
     connection_id = query.get("connection_id") or query.get("webhook_id") or None
     source_id, destination_id = query.get("source_id") or None, query.get("destination_id") or None
@@ -479,7 +479,7 @@ def list_requests(
     records: RecordStore,
     payloads: PayloadStore,
 ) -> tuple[list[Doc], dict[str, Any]]:
-    docs, pagination = _page(_fetcher(records, team_id, selection), "REQ", selection.query, paging)
+    docs, pagination = timeline_page(_fetcher(records, team_id, selection), "REQ", selection.query, paging)
     models = [
         jsonable({**present_request(d), **({"data": _request_data(d, payloads)} if include_data else {})}) for d in docs
     ]
@@ -489,7 +489,7 @@ def list_requests(
 def list_events(
     *, team_id: str, selection: Selection, paging: PageRequest, records: RecordStore, resources: ResourceStore
 ) -> tuple[list[Doc], dict[str, Any]]:
-    docs, pagination = _page(_fetcher(records, team_id, selection), selection.kind, selection.query, paging)
+    docs, pagination = timeline_page(_fetcher(records, team_id, selection), selection.kind, selection.query, paging)
     if selection.kind == "IGN":
         connections = _connections(resources, team_id)
         return [present_ignored_as_event(d, connections) for d in docs], pagination
@@ -512,13 +512,13 @@ def list_attempts(
     """Attempts of the given events (any of them), or of the whole team without `event_id`, by created_at."""
     base = TimelineQuery(start=EARLIEST, end=LATEST, now=now)
     if not event_ids:
-        docs, pagination = _page(lambda q: records.query_timeline(team_id, "ATT", q), "ATT", base, paging)
+        docs, pagination = timeline_page(lambda q: records.query_timeline(team_id, "ATT", q), "ATT", base, paging)
         return [jsonable(present_attempt(d)) for d in docs], pagination
     attempts: list[Doc] = []
     for event_id in dict.fromkeys(event_ids):
         # An event id that is malformed, unknown or another team's has no attempts this caller may see.
         event = records.get_event(event_id) if is_id(event_id, Prefix.EVENT) else None
-        if event is not None and _live(event, team_id, now):
-            attempts += [a for a in records.attempts_of_event(event_id) if _live(a, team_id, now)]
-    docs, pagination = _page(lambda q: _slice(attempts, "ATT", q), "ATT", base, paging)
+        if event is not None and is_live(event, team_id, now):
+            attempts += [a for a in records.attempts_of_event(event_id) if is_live(a, team_id, now)]
+    docs, pagination = timeline_page(lambda q: _slice(attempts, "ATT", q), "ATT", base, paging)
     return [jsonable(present_attempt(d)) for d in docs], pagination
