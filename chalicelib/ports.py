@@ -154,6 +154,13 @@ class RecordStore(Protocol):
 
     def finish_routing(self, request_id: str, *, events_count: int, ignored_count: int, routed_at: str) -> None: ...
 
+    def mark_routing_failed(self, request_id: str, *, cause: str, at: str) -> bool:
+        """Record on a Request that it will not be routed (`routing_error`, `routing_failed_at`).
+
+        Only a stored Request that no run finished routing is marked; False otherwise. It stays
+        readable and can be replayed with `POST /requests/:id/retry`.
+        """
+
     def put_event(self, event: Doc) -> bool:
         """Store a new Event; False if it exists (a redelivered route message makes the same ids)."""
 

@@ -246,6 +246,14 @@ class MemoryRecordStore:
                     events_count=events_count, ignored_count=ignored_count, routed_at=routed_at
                 )
 
+    def mark_routing_failed(self, request_id: str, *, cause: str, at: str) -> bool:
+        with self._lock:
+            request = self.requests.get(request_id)
+            if request is None or request.get("routed_at"):
+                return False
+            request.update(routing_error=cause, routing_failed_at=at)
+            return True
+
     def put_event(self, event: Doc) -> bool:
         with self._lock:
             if event["id"] in self.events:

@@ -1,8 +1,8 @@
 """Sweeper: the scheduled Lambda (`@app.schedule("rate(1 minute)")`) that keeps accepted work moving.
 
-It re-sends deliver messages for overdue pending events (flow/sweep.py: `sweep`) and drains the
-deliver dead-letter queue into FAILED events (`fail_dead_letters`). The route dead-letter queue is
-left alone: see the TODO in flow/sweep.py (its messages stay for a redrive, and its alarm fires).
+It re-sends deliver messages for overdue pending events (flow/sweep.py: `sweep`) and drains both
+dead-letter queues (`fail_dead_letters`): deliver dead letters become FAILED events, route dead
+letters Requests marked `routing_error: DEAD_LETTERED`.
 """
 
 from __future__ import annotations
@@ -26,22 +26,29 @@ def handle_sweep(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = wiring.container()
     swept = sweep(records=deps.records, queues=deps.queues, clock=deps.clock)
     summary: dict[str, Any] = {"resent": len(swept.resent), "more_due": swept.more_due}
-    dlq_url = deps.settings.deliver_dlq_url
-    if dlq_url:
-        dead = drain_dead_letters(
-            deps.sqs,
-            dlq_url,
-            lambda letters: fail_dead_letters(messages=letters, records=deps.records, clock=deps.clock),
+    dlq_urls = [url for url in (deps.settings.deliver_dlq_url, deps.settings.route_dlq_url) if url]
+    if not dlq_urls:
+        logger.info("swept", extra=summary)
+        return summary
+    dead = DeadLetterOutcome()
+    for dlq_url in dlq_urls:
+        dead = dead.merge(
+            drain_dead_letters(
+                deps.sqs,
+                dlq_url,
+                lambda letters: fail_dead_letters(messages=letters, records=deps.records, clock=deps.clock),
+            )
         )
-        summary.update(
-            dead_lettered_failed=len(dead.failed),
-            dead_lettered_skipped=len(dead.skipped),
-            dead_lettered_unreadable=len(dead.unreadable),
-        )
-        for request_id in dead.unrouted:
-            logger.error("route message found in the deliver dead-letter queue", extra={"request_id": request_id})
-        for message_id in dead.unreadable:
-            logger.error("unreadable dead-lettered deliver message dropped", extra={"message_id": message_id})
+    summary.update(
+        dead_lettered_failed=len(dead.failed),
+        dead_lettered_skipped=len(dead.skipped),
+        dead_lettered_unrouted=len(dead.unrouted),
+        dead_lettered_unreadable=len(dead.unreadable),
+    )
+    for request_id in dead.unrouted:
+        logger.error("routing gave up on a request; marked DEAD_LETTERED", extra={"request_id": request_id})
+    for message_id in dead.unreadable:
+        logger.error("unreadable dead-lettered message dropped", extra={"message_id": message_id})
     logger.info("swept", extra=summary)
     return summary
 

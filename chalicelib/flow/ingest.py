@@ -9,6 +9,7 @@ operator can see what a provider sent and why FastHook refused it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,9 @@ from chalicelib.domain.statuses import RejectionCause, RequestStatus
 from chalicelib.domain.timefmt import iso
 from chalicelib.domain.verification import external_id, verify_request
 from chalicelib.ports import TEAM_RETENTION_DAYS, Clock, Doc, PayloadStore, Queues, RecordStore, ResourceStore
+
+# `routing_error` of a stored Request whose route message could not be sent (its provider got an error).
+ROUTE_SEND_FAILED = "ROUTE_SEND_FAILED"
 
 CONTENT_TYPES = {"json": "application/json", "text": "text/plain", "xml": "application/xml"}
 
@@ -155,7 +159,8 @@ def accept_request(
     request["verified"] = verification.verified
     request["external_id"] = external_id(config, inbound.headers, _parsed_body(inbound.headers, inbound.body))
     _attach_body(request, inbound.body, payloads, limits)
-    _store_and_route(request, messages.RouteRequest(team_id=team_id, request_id=request["id"]), records, queues)
+    message = messages.RouteRequest(team_id=team_id, request_id=request["id"])
+    _store_and_route(request, message, records, queues, failed_at=iso(clock.now()))
     return _answer(config, request["id"])
 
 
@@ -170,7 +175,9 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL[0]
 
 
-def _store_and_route(request: Doc, message: messages.RouteRequest, records: RecordStore, queues: Queues) -> None:
+def _store_and_route(
+    request: Doc, message: messages.RouteRequest, records: RecordStore, queues: Queues, *, failed_at: str
+) -> None:
     """Write the Request and queue its route message at the same time; return when both are done.
 
     The two calls do not depend on each other, so the provider waits for the slower one instead of
@@ -179,13 +186,19 @@ def _store_and_route(request: Doc, message: messages.RouteRequest, records: Reco
     fails after the send succeeded, the provider sees an error and retries, and the route worker
     finds no Request for that message: it waits briefly, lets SQS redeliver a few times, then drops
     it (RequestNotStoredError in flow/route.py). A message may also overtake its own write; the same
-    wait covers that.
+    wait covers that. If the send fails after the write succeeded, the provider sees an error too,
+    and the stored Request says why it has no events (`routing_error: ROUTE_SEND_FAILED`).
     """
     sent = _pool().submit(queues.send_route, messages.encode(message))
+    records.put_request(request)
     try:
-        records.put_request(request)
-    finally:
-        sent.result()  # an SQS failure surfaces too, after the write has settled either way
+        sent.result()
+    except Exception:
+        # Not relabelled: the send's own error still fails the call. Marking is best effort; if the
+        # store refuses it too, the original error is the one worth reporting.
+        with contextlib.suppress(Exception):
+            records.mark_routing_failed(request["id"], cause=ROUTE_SEND_FAILED, at=failed_at)
+        raise
 
 
 def _attach_body(request: Doc, body: bytes, payloads: PayloadStore, limits: IngestLimits) -> None:

@@ -10,9 +10,9 @@ Two ways work can be left behind, and one use case for each:
   an Attempt that says so (error_code DEAD_LETTERED), so an operator sees it and can retry it, instead
   of a QUEUED event nobody will ever deliver.
 
-Route-queue dead letters are reported (`unrouted`), not written: a Request has no field for "routing
-gave up" yet. TODO(route DLQ): add `RecordStore.mark_routing_failed(request_id, cause, at)` and call it
-here; until then the route DLQ keeps its messages (its alarm fires) so they can be redriven as they are.
+- the same use case takes route-queue dead letters: routing failed every time, so the Request is
+  marked with `routing_error: DEAD_LETTERED` (unless a run finished routing it after all). The
+  operator sees why it has no events and can replay it with `POST /requests/:id/retry`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class DeadLetter:
 class DeadLetterOutcome:
     failed: tuple[str, ...] = ()  # events now FAILED with a DEAD_LETTERED attempt
     skipped: tuple[str, ...] = ()  # events gone, no longer pending, or leased by a live worker
-    unrouted: tuple[str, ...] = ()  # request ids whose route message was dead-lettered (see the TODO above)
+    unrouted: tuple[str, ...] = ()  # requests now marked routing_error DEAD_LETTERED
     unreadable: tuple[str, ...] = ()  # message ids of bodies that are no FastHook message
 
     def merge(self, other: DeadLetterOutcome) -> DeadLetterOutcome:
@@ -101,7 +101,8 @@ class DeadLetterOutcome:
 
 
 def fail_dead_letters(*, messages: Sequence[DeadLetter], records: RecordStore, clock: Clock) -> DeadLetterOutcome:
-    """Turn dead-lettered deliver messages into FAILED events; safe to run twice on the same messages."""
+    """Turn dead-lettered deliver messages into FAILED events and route messages into Requests marked as
+    not routed (`unrouted`); safe to run twice on the same messages."""
     failed: list[str] = []
     skipped: list[str] = []
     unrouted: list[str] = []
@@ -113,7 +114,8 @@ def fail_dead_letters(*, messages: Sequence[DeadLetter], records: RecordStore, c
             unreadable.append(letter.message_id)
             continue
         if isinstance(message, RouteRequest):
-            unrouted.append(message.request_id)
+            if records.mark_routing_failed(message.request_id, cause=DEAD_LETTERED, at=iso(clock.now())):
+                unrouted.append(message.request_id)
         elif _fail_event(message, letter, records, clock):
             failed.append(message.event_id)
         else:

@@ -244,6 +244,22 @@ def test_finish_routing_of_a_request_that_is_gone_creates_nothing(records):
     assert records.get_request(request_id) is None
 
 
+def test_a_routing_failure_is_recorded_only_on_a_stored_request_nobody_routed(records):
+    # Given: one request never routed, one routed, one never stored
+    stuck, routed, missing = a_request(), a_request(), new_id(Prefix.REQUEST)
+    records.put_request(stuck)
+    records.put_request(routed)
+    records.finish_routing(routed["id"], events_count=1, ignored_count=0, routed_at=at(1))
+    # When
+    ids_ = (stuck["id"], routed["id"], missing)
+    marked = [records.mark_routing_failed(request_id, cause="DEAD_LETTERED", at=at(2)) for request_id in ids_]
+    # Then
+    assert marked == [True, False, False]
+    assert records.get_request(stuck["id"]) == {**stuck, "routing_error": "DEAD_LETTERED", "routing_failed_at": at(2)}
+    assert "routing_error" not in records.get_request(routed["id"])
+    assert records.get_request(missing) is None
+
+
 # ---- children ------------------------------------------------------------------------------------
 
 

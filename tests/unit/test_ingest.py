@@ -16,6 +16,7 @@ from chalicelib.adapters.memory import (
 from chalicelib.control import sources
 from chalicelib.domain import messages
 from chalicelib.domain.models import SourceCreate
+from chalicelib.domain.timefmt import iso
 from chalicelib.flow.ingest import Inbound, IngestLimits, accept_request
 from tests.support.provider_signatures import github_headers, stripe_headers
 
@@ -90,6 +91,26 @@ def test_an_accepted_webhook_is_stored_then_queued_and_answered_with_its_request
     assert [messages.decode(m) for m in world.queues.route] == [
         messages.RouteRequest(team_id=TEAM, request_id=answer.request_id)
     ]
+
+
+class QueueDown(MemoryQueues):
+    """The route queue refusing every send, after botocore's own retries."""
+
+    def send_route(self, body: str) -> None:
+        raise ConnectionError("route queue unreachable")
+
+
+def test_a_route_queue_failure_fails_the_call_and_the_stored_request_says_why(world):
+    # Given
+    src = world.source()
+    world.queues = QueueDown()
+    # When: the provider gets an error, so it will send again
+    with pytest.raises(ConnectionError):
+        world.send(src["id"])
+    # Then: the request that was written is not left looking merely unrouted
+    [stored] = world.records.requests.values()
+    assert (stored["status"], stored["routing_error"]) == ("accepted", "ROUTE_SEND_FAILED")
+    assert stored["routing_failed_at"] == iso(world.clock.now())
 
 
 def test_a_body_above_the_inline_limit_goes_to_s3_and_the_request_points_at_it(world):

@@ -199,16 +199,27 @@ def test_a_dead_letter_for_an_event_that_was_delivered_meanwhile_changes_nothing
     assert [a["status"] for a in world.attempts(event["id"])] == ["SUCCESSFUL"]
 
 
-def test_route_and_unreadable_dead_letters_are_reported_not_written(world):
-    # Given
-    route = messages.encode(messages.RouteRequest(team_id=TEAM, request_id="req_01M8547MZCKAJCA8VS2MAZA7PF"))
-    letters = [DeadLetter(route, "m-1"), DeadLetter("{not a message", "m-2")]
+def test_a_dead_lettered_route_message_marks_its_request_as_not_routed(world):
+    # Given: a stored request routing gave up on, one routed meanwhile, and one that was never stored
+    stuck = {"id": "req_01M8547MZCKAJCA8VS2MAZA7PF", "team_id": TEAM, "status": "accepted", "routed_at": None}
+    routed = {"id": "req_01M8547MZCKAJCA8VS2MAZA7PG", "team_id": TEAM, "status": "accepted", "routed_at": None}
+    world.records.put_request(stuck)
+    world.records.put_request(routed)
+    world.records.finish_routing(routed["id"], events_count=1, ignored_count=0, routed_at=iso(world.clock.now()))
+    route = [
+        messages.encode(messages.RouteRequest(team_id=TEAM, request_id=request_id))
+        for request_id in (stuck["id"], routed["id"], "req_01M8547MZCKAJCA8VS2MAZA7PH")
+    ]
+    letters = [DeadLetter(body, f"m-{i}") for i, body in enumerate(route)] + [DeadLetter("{not a message", "m-9")]
     # When
     outcome = fail_dead_letters(messages=letters, records=world.records, clock=world.clock)
-    # Then
-    assert outcome.unrouted == ("req_01M8547MZCKAJCA8VS2MAZA7PF",)
-    assert outcome.unreadable == ("m-2",)
+    # Then: the operator sees why the stuck one has no events; the routed one is left as it is
+    assert outcome.unrouted == (stuck["id"],)
+    assert outcome.unreadable == ("m-9",)
     assert outcome.failed == outcome.skipped == ()
+    marked = world.records.get_request(stuck["id"])
+    assert (marked["routing_error"], marked["routing_failed_at"]) == ("DEAD_LETTERED", iso(world.clock.now()))
+    assert "routing_error" not in world.records.get_request(routed["id"])
 
 
 # ---- the scheduled entry point ----------------------------------------------------------------------------

@@ -45,6 +45,10 @@ _PENDING = tuple(sorted(s.value for s in PENDING_EVENT_STATUSES))
 
 # "request exists": finishing the routing of a request that is gone (expired) must not create a stub item.
 REQUEST_EXISTS = "attribute_exists(pk)"
+# "request not routed": a routing failure is only recorded on a stored request no run finished routing.
+REQUEST_NOT_ROUTED = (
+    "attribute_exists(pk) AND (attribute_not_exists(routed_at) OR attribute_type(routed_at, :null))"
+)
 # "no live lease": a lease that expired (its worker died) no longer protects the event.
 NO_LIVE_LEASE = "(attribute_not_exists(lease_until) OR attribute_type(lease_until, :null) OR lease_until <= :now)"
 # "pending and free": exactly one worker at a time may deliver an event, and only while it waits for delivery.
@@ -258,6 +262,13 @@ class DynamoRecordStore:
         update.set("ignored_count", ignored_count)
         update.set("routed_at", routed_at)
         self._update(keys.request(request_id), update, REQUEST_EXISTS, {})
+
+    def mark_routing_failed(self, request_id: str, *, cause: str, at: str) -> bool:
+        update = _Update()
+        update.set("routing_error", cause)
+        update.set("routing_failed_at", at)
+        values = {":null": {"S": "NULL"}}
+        return self._update(keys.request(request_id), update, REQUEST_NOT_ROUTED, values) is not None
 
     # ---- events and ignored branches ------------------------------------------------------------
 
