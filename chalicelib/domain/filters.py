@@ -4,7 +4,7 @@ A filter schema is user-written JSON that runs against every webhook a source re
 checked once, at save time, against a closed list of operators and a size budget; the matcher can
 then stay small and never raises, whatever the provider sends.
 
-Matching, in the spirit of Hookdeck's filter syntax:
+Matching, as DESIGN.md's rules section fixes it:
 
 - an object matches when each of its keys matches the same key of the value, recursively; keys
   starting with `$` are operators applied to the value itself, and all entries must hold;
