@@ -37,6 +37,7 @@ from aws_cdk import cloudformation_include as cfn_include
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from chalicelib.entrypoints import deliver_worker
 from chalicelib.settings import ENV_NAMES
 from infra import lambdas
 from infra import resources as r
@@ -47,6 +48,9 @@ INGEST = lambdas.logical_id("ingest")
 # A route message should be picked up within seconds; a deliver message may sit out an SQS delay of
 # up to 15 minutes (longer waits are chained), so its alarm allows twice that before paging anyone.
 OLDEST_MESSAGE_ALARM_S = {r.ROUTE.name: 300, r.DELIVER.name: 1800}
+# Share of delivery attempts without a 2xx in 5 minutes that pages, once there are enough to judge.
+DELIVERY_FAILURE_RATE_ALARM = 0.25
+MIN_ATTEMPTS_FOR_RATE = 20
 
 
 def camel(logical: str) -> str:
@@ -399,6 +403,41 @@ class FastHookStack(cdk.Stack):
                     0,
                     f"Lambda {function_id} of {r.stack_name(self.stage)} reported {metric_name.lower()}.",
                 )
+
+        self._delivery_failure_rate_alarm()
+
+    def _delivery_failure_rate_alarm(self) -> None:
+        """Receivers failing: the share of attempts without a 2xx, from the deliver worker's metrics.
+
+        Below MIN_ATTEMPTS_FOR_RATE attempts in the window the rate is taken as 0, so one failed
+        attempt of a quiet stage does not page anyone; a DLQ or an age alarm covers stuck work.
+        """
+        window = cdk.Duration.minutes(5)
+
+        def attempts(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=deliver_worker.METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"stage": self.stage},
+                period=window,
+                statistic="Sum",
+            )
+
+        self._alarm(
+            "delivery-failure-rate",
+            cloudwatch.MathExpression(
+                expression=f"IF(attempts >= {MIN_ATTEMPTS_FOR_RATE}, failed / attempts, 0)",
+                using_metrics={
+                    "attempts": attempts(deliver_worker.ATTEMPTS_METRIC),
+                    "failed": attempts(deliver_worker.FAILED_ATTEMPTS_METRIC),
+                },
+                period=window,
+                label="share of delivery attempts that failed",
+            ),
+            DELIVERY_FAILURE_RATE_ALARM,
+            f"More than {DELIVERY_FAILURE_RATE_ALARM:.0%} of delivery attempts of {r.stack_name(self.stage)} "
+            "failed in 5 minutes: receivers are down or refusing.",
+        )
 
     def _outputs(self) -> None:
         # chalice's template already outputs EndpointURL (the API URL), RestAPIId and APIHandlerName;

@@ -125,6 +125,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The deliver worker's CloudWatch metrics are EMF lines on stdout: CloudWatch reads them in AWS,
+    # here they would only bury the banner. (powertools reads this variable itself.)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     port = int(os.environ.get("FASTHOOK_PORT") or DEFAULT_PORT)

@@ -9,6 +9,10 @@ Failure semantics (powertools partial batch response): a delivery whose receiver
 success here (the Attempt says what happened); a message that is not a deliver message, or a store or
 queue error, fails only its own record, so SQS retries that one and, after maxReceiveCount, moves it
 to the dead-letter queue, where the sweeper turns it into a FAILED event.
+
+Each batch that made attempts emits two CloudWatch metrics in the embedded metric format (a log
+line, no API call): `Attempts` and `FailedAttempts` in the `FastHook` namespace with a `stage`
+dimension. The stack's delivery-failure-rate alarm divides one by the other (infra/stack.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -30,6 +35,9 @@ from chalicelib.flow.deliver import DeliverOutcome, deliver_event
 logger = Logger(service="fasthook-deliver")
 
 MAX_PARALLEL_DELIVERIES: Final = 10
+METRICS_NAMESPACE: Final = "FastHook"
+ATTEMPTS_METRIC: Final = "Attempts"
+FAILED_ATTEMPTS_METRIC: Final = "FailedAttempts"
 
 
 @functools.cache
@@ -42,17 +50,36 @@ def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Deliver every record of an SQS batch; answers `{"batchItemFailures": [...]}` naming the records to retry."""
     deps = wiring.container()
 
+    outcomes: list[DeliverOutcome] = []
+
     async def handle(record: SQSRecord) -> str:
         loop = asyncio.get_running_loop()
         outcome = await loop.run_in_executor(_pool(), _deliver, deps, record.body, record.message_id)
+        outcomes.append(outcome)
         return outcome.action.value
 
     # A processor per batch: it keeps the batch's state, and local pollers may call this from several threads.
     # Failures are reported per record even when all fail, rather than as one exception for the batch.
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(
+    answer = dict(
         async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     )
+    _emit_attempt_metrics(deps.settings.stage, outcomes)
+    return answer
+
+
+def _emit_attempt_metrics(stage: str, outcomes: list[DeliverOutcome]) -> None:
+    """Attempts made by this batch and how many failed (no 2xx), as one EMF log line."""
+    made = [outcome for outcome in outcomes if outcome.attempt_id is not None]
+    if not made:
+        return
+    failed = sum(1 for outcome in made if outcome.error_code or not 200 <= (outcome.response_status or 0) < 300)
+    # Ephemeral: its own metric set per batch, so concurrent local pollers never mix or flush each other's.
+    metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE)
+    metrics.add_dimension(name="stage", value=stage)
+    metrics.add_metric(name=ATTEMPTS_METRIC, unit=MetricUnit.Count, value=len(made))
+    metrics.add_metric(name=FAILED_ATTEMPTS_METRIC, unit=MetricUnit.Count, value=failed)
+    metrics.flush_metrics()
 
 
 def _deliver(deps: wiring.Container, body: str, message_id: str) -> DeliverOutcome:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.entrypoints import deliver_worker
 from chalicelib.settings import ENV_NAMES
 from infra import chalice_stage, lambdas
 from infra import resources as r
@@ -507,7 +508,7 @@ def test_every_dead_letter_queue_alarms_on_its_first_message(template: dict[str,
     watched = {
         alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for alarm in _alarms(template).values()
-        if alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        if alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
         and alarm["Threshold"] == 0
         and alarm["ComparisonOperator"] == "GreaterThanThreshold"
     }
@@ -524,7 +525,7 @@ def test_every_main_queue_alarms_when_its_oldest_message_waits_too_long(template
     watched = {
         alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]: alarm["Threshold"]
         for alarm in _alarms(template).values()
-        if alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+        if alarm.get("MetricName") == "ApproximateAgeOfOldestMessage"
     }
 
     # Then: thresholds above the visibility timeout, so a message being worked on does not page anyone
@@ -538,13 +539,34 @@ def test_every_function_alarms_on_errors_and_throttles(template: dict[str, Any])
     watched = {
         (alarm["Dimensions"][0]["Value"]["Ref"], alarm["MetricName"])
         for alarm in _alarms(template).values()
-        if alarm["Namespace"] == "AWS/Lambda"
+        if alarm.get("Namespace") == "AWS/Lambda"
         and (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     }
 
     # Then
     functions = set(_of_type(template, "AWS::Serverless::Function"))
     assert watched == {(function_id, metric) for function_id in functions for metric in ("Errors", "Throttles")}
+
+
+def test_a_delivery_failure_rate_alarm_divides_failed_by_all_attempts_of_the_deliver_worker(
+    template: dict[str, Any],
+) -> None:
+    # Given
+    [alarm] = [a for a in _alarms(template).values() if "delivery-failure-rate" in a["AlarmName"]]
+    # When
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    stats = {name: queries[name]["MetricStat"] for name in ("attempts", "failed")}
+    # Then: the worker's EMF metrics of this stage, summed over the same window, as one ratio
+    [expression] = [q for q in queries.values() if "Expression" in q]
+    assert "failed / attempts" in expression["Expression"] and expression.get("ReturnData", True)
+    assert {name: stat["Metric"]["MetricName"] for name, stat in stats.items()} == {
+        "attempts": deliver_worker.ATTEMPTS_METRIC,
+        "failed": deliver_worker.FAILED_ATTEMPTS_METRIC,
+    }
+    assert all(stat["Metric"]["Namespace"] == deliver_worker.METRICS_NAMESPACE for stat in stats.values())
+    assert all(stat["Metric"]["Dimensions"] == [{"Name": "stage", "Value": STAGE}] for stat in stats.values())
+    assert all(stat["Stat"] == "Sum" for stat in stats.values())
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0.25, "GreaterThanThreshold")
 
 
 def test_alarms_notify_the_topic_that_mails_the_operator(template: dict[str, Any], assertions: Any) -> None:

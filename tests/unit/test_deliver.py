@@ -780,6 +780,30 @@ def test_the_worker_fails_only_the_records_it_cannot_read(installed, receiver):
     assert installed.records.get_event(event["id"])["status"] == "SUCCESSFUL"
 
 
+def test_a_batch_reports_its_attempts_and_failed_attempts_as_cloudwatch_metrics(installed, receiver, capsys):
+    # Given two events to a receiver that fails the first call and accepts the second
+    receiver.script(Response(status=503), Response(status=200))
+    conn = installed.connection(installed.destination(receiver.url("/")))
+    events = [installed.event(conn) for _ in range(2)]
+    bodies = [messages.encode(messages.DeliverEvent(team_id=TEAM, event_id=e["id"], trigger="INITIAL")) for e in events]
+    capsys.readouterr()
+    # When
+    handle_deliver_batch(sqs_event(*bodies, "not json"), None)
+    # Then one embedded-metric-format line says 2 attempts, 1 failed, for this stage
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"CloudWatchMetrics"' in line]
+    [emf] = lines
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "FastHook" and directive["Dimensions"] == [["stage"]]
+    assert (emf["Attempts"], emf["FailedAttempts"], emf["stage"]) == ([2.0], [1.0], Settings().stage)
+
+
+def test_a_batch_that_made_no_attempt_emits_no_metrics(installed, capsys):
+    # When: nothing in the batch reached a receiver
+    handle_deliver_batch(sqs_event("not json"), None)
+    # Then
+    assert '"CloudWatchMetrics"' not in capsys.readouterr().out
+
+
 def test_two_copies_of_one_message_in_a_batch_reach_the_receiver_once(installed, receiver):
     # Given a slow receiver and the same message twice, handled side by side
     receiver.answer_always(Response(status=200, delay_s=0.3))
