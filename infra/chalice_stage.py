@@ -42,6 +42,10 @@ def locate(kind: lambdas.Kind, name: str, *, stage: str, region: str, account: s
     return physical
 
 
+def state_machine_arn(name: str, *, stage: str, region: str, account: str) -> str:
+    return f"arn:aws:states:{region}:{account}:stateMachine:{r.physical_name(stage, name)}"
+
+
 def policy_file(stage: str, function: str | None = None) -> str:
     """File name under .chalice/: one per function with grants, one logs-only for any other function."""
     return f"policy-{stage}-{function}.json" if function else f"policy-{stage}-logs.json"
@@ -57,13 +61,17 @@ def render(
     """
     where = {"stage": stage, "region": region, "account": account}
     policies = {policy_file(stage): lambdas.policy_document([lambdas.log_statement(stage)])}
+    # The stack's state machine (bulk operations): the API starts executions of it and nothing else.
+    bulk_arn = state_machine_arn(r.BULK.name, **where)
+    start_bulk = {"Effect": "Allow", "Action": list(lambdas.START_EXECUTION_ACTIONS), "Resource": [bulk_arn]}
     for function, grants in lambdas.FUNCTION_ACCESS.items():
         statements = lambdas.grant_statements(grants, lambda kind, name: arn_of(kind, name, **where))
+        if function == "api_handler":
+            statements = [*statements, start_bulk]
         policies[policy_file(stage, function)] = lambdas.policy_document([lambdas.log_statement(stage), *statements])
-    block = lambdas.stage_config(
-        environment_variables=lambdas.environment(stage, lambda kind, name: locate(kind, name, **where)),
-        iam_policy_file=policy_file(stage),
-    )
+    environment = lambdas.environment(stage, lambda kind, name: locate(kind, name, **where))
+    environment[ENV_NAMES["bulk_state_machine_arn"]] = bulk_arn
+    block = lambdas.stage_config(environment_variables=environment, iam_policy_file=policy_file(stage))
     if ingest_url:
         block["environment_variables"][ENV_NAMES["ingest_url"]] = ingest_url.rstrip("/")
     # chalice looks a function's policy file up under the stage's lambda_functions first.

@@ -477,11 +477,19 @@ def test_app_only_chalice_deploy_gets_the_same_names_and_grants_as_the_stack(tem
         assert rendered_env[variable].rsplit("/", 1)[-1] == name_of[stack_env[variable]["Ref"]]
     assert (block["lambda_architecture"], block["autogen_policy"]) == ("arm64", False)
     assert block["log_retention_in_days"] == lambdas.LOG_RETENTION_DAYS
+    # and the API may start the stack's bulk state machine, which it is told the ARN of
+    bulk_arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:fasthook-dev-bulk"
+    assert rendered_env[ENV_NAMES["bulk_state_machine_arn"]] == bulk_arn
+    name_of_machine = template["Resources"]["BulkStateMachine"]["Properties"]["StateMachineName"]
+    assert bulk_arn.endswith(":" + name_of_machine)
     # and each function gets its logs plus exactly its grants, on this account's ARNs
     for function, grants in lambdas.FUNCTION_ACCESS.items():
         policy = policies[block["lambda_functions"][function]["iam_policy_file"]]
         log_statement, *statements = policy["Statement"]
         assert log_statement == lambdas.log_statement(STAGE)
+        if function == "api_handler":
+            *statements, start_bulk = statements
+            assert (start_bulk["Action"], start_bulk["Resource"]) == (["states:StartExecution"], [bulk_arn])
         assert [statement["Action"] for statement in statements] == [list(grant.actions) for grant in grants]
         for arn in (arn for statement in statements for arn in statement["Resource"]):
             assert ":eu-west-1:123456789012:fasthook-dev-" in arn.replace("table/", "") or arn.startswith(
