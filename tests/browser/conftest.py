@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.local_stack import running_local_fasthook
 from tests.support.receiver import Receiver
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -106,22 +107,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    from local.server import LocalServer
-    from local.stack import EmbeddedStack
-    from local.workers import Workers
-
-    server = LocalServer(0)
-    embedded = EmbeddedStack(http_port=server.port).start()
-    server.start()
-    workers = Workers(sweep_every_s=2.0).start()
-    http = requests.Session()
-    try:
-        token = http.post(f"{server.url}/v1/auth/demo/login", timeout=30).json()["token"]
-        yield Stack(server.url, token, http)
-    finally:
-        workers.stop()
-        server.stop()
-        embedded.stop()
+    with running_local_fasthook() as (url, token, http):
+        yield Stack(url, token, http)
 
 
 @pytest.fixture()

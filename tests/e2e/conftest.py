@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.local_stack import running_local_fasthook
 from tests.support.receiver import Receiver
 
 
@@ -101,22 +102,8 @@ def eventually(check: Callable[[], Any], *, timeout_s: float = 20.0, every_s: fl
 
 @pytest.fixture(scope="module")
 def fasthook() -> Iterator[FastHook]:
-    from local.server import LocalServer
-    from local.stack import EmbeddedStack
-    from local.workers import Workers
-
-    server = LocalServer(0)
-    stack = EmbeddedStack(http_port=server.port).start()
-    server.start()
-    workers = Workers(sweep_every_s=2.0).start()
-    http = requests.Session()
-    try:
-        token = http.post(f"{server.url}/v1/auth/demo/login", timeout=30).json()["token"]
-        yield FastHook(server.url, token, http)
-    finally:
-        workers.stop()
-        server.stop()
-        stack.stop()
+    with running_local_fasthook() as (url, token, http):
+        yield FastHook(url, token, http)
 
 
 @pytest.fixture()

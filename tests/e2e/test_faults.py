@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import requests
 
 from chalicelib import wiring
 from chalicelib.domain import messages
@@ -36,6 +35,7 @@ from chalicelib.flow.deliver import deliver_event
 from chalicelib.flow.sweep import sweep
 from local.workers import Handler, Workers
 from tests.e2e.conftest import FastHook, eventually
+from tests.support.local_stack import running_local_fasthook
 from tests.support.receiver import ReceivedRequest, Receiver, Response
 
 # ---- the stack, workers started per test ------------------------------------------------------------------
@@ -44,19 +44,8 @@ from tests.support.receiver import ReceivedRequest, Receiver, Response
 @pytest.fixture(scope="module")
 def fasthook() -> Iterator[FastHook]:
     """The embedded stack and local server as conftest's, but without workers: each test starts its own."""
-    from local.server import LocalServer
-    from local.stack import EmbeddedStack
-
-    server = LocalServer(0)
-    stack = EmbeddedStack(http_port=server.port).start()
-    server.start()
-    http = requests.Session()
-    try:
-        token = http.post(f"{server.url}/v1/auth/demo/login", timeout=30).json()["token"]
-        yield FastHook(server.url, token, http)
-    finally:
-        server.stop()
-        stack.stop()
+    with running_local_fasthook(workers=False) as (url, token, http):
+        yield FastHook(url, token, http)
 
 
 @pytest.fixture()
