@@ -7,7 +7,6 @@ deterministic. The embedded stack's real executions are covered in tests/e2e/tes
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from chalicelib.adapters.memory import MemoryBulkRunner
 from chalicelib.domain.ids import Prefix, derived_id, new_id
 from chalicelib.domain.timefmt import iso
 from chalicelib.entrypoints import bulk_tasks
-from tests.support.factories import make_connection
+from tests.support.factories import make_connection, stored_request
 
 
 class World:
@@ -34,32 +33,7 @@ class World:
 
     def request(self, source_id: str) -> dict[str, Any]:
         now = self.clock.now()
-        doc = {
-            "id": new_id(Prefix.REQUEST),
-            "team_id": self.team,
-            "source_id": source_id,
-            "status": "accepted",
-            "rejection_cause": None,
-            "verified": True,
-            "method": "POST",
-            "path": "/p",
-            "query": "",
-            "headers": {"content-type": "application/json"},
-            "body": b"{}",
-            "body_key": None,
-            "body_size": 2,
-            "content_type": "application/json",
-            "external_id": None,
-            "ingested_at": iso(now),
-            "events_count": 1,
-            "ignored_count": 0,
-            "routed_at": iso(now),
-            "is_retry": False,
-            "retry_of": None,
-            "retry_kind": None,
-            "batch_operation_id": None,
-            "expires_at": int((now + timedelta(days=30)).timestamp()),
-        }
+        doc = stored_request(now, team_id=self.team, source_id=source_id, events_count=1, routed_at=iso(now))
         assert self.deps.records.put_request(doc)
         self.clock.advance(seconds=1)
         return doc

@@ -21,7 +21,7 @@ from chalicelib.domain.ids import Prefix, derived_id, new_id
 from chalicelib.domain.timefmt import iso
 from chalicelib.flow.ingest import Inbound, IngestLimits, accept_request
 from chalicelib.flow.route import route_request
-from tests.support.factories import make_connection, make_source
+from tests.support.factories import make_connection, make_source, stored_request
 
 
 class World:
@@ -75,34 +75,7 @@ class World:
 
     def request(self, **fields: Any) -> dict[str, Any]:
         """A request stored directly, at the clock's time; one second passes after it."""
-        now = self.clock.now()
-        doc = {
-            "id": new_id(Prefix.REQUEST),
-            "team_id": self.team,
-            "source_id": new_id(Prefix.SOURCE),
-            "status": "accepted",
-            "rejection_cause": None,
-            "verified": True,
-            "method": "POST",
-            "path": "/p",
-            "query": "",
-            "headers": {"content-type": "application/json"},
-            "body": b"{}",
-            "body_key": None,
-            "body_size": 2,
-            "content_type": "application/json",
-            "external_id": None,
-            "ingested_at": iso(now),
-            "events_count": 0,
-            "ignored_count": 0,
-            "routed_at": None,
-            "is_retry": False,
-            "retry_of": None,
-            "retry_kind": None,
-            "batch_operation_id": None,
-            "expires_at": int((now + timedelta(days=30)).timestamp()),
-            **fields,
-        }
+        doc = stored_request(self.clock.now(), **{"team_id": self.team, **fields})
         assert self.deps.records.put_request(doc)
         self.clock.advance(seconds=1)
         return doc

@@ -10,12 +10,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from chalicelib.adapters.memory import FixedClock
+from chalicelib.domain.ids import Prefix, new_id
+from chalicelib.domain.timefmt import iso
 
 _counter = itertools.count(1)
 
@@ -131,3 +133,34 @@ def running_fasthook(clock: FixedClock | None = None) -> Iterator[tuple[Any, Fix
                 yield anon.as_(body["token"]), clock
         finally:
             wiring.reset()
+
+
+def stored_request(at: datetime, *, team_id: str, **fields: Any) -> dict[str, Any]:
+    """A Request document as ingest stores an accepted `{}` POST at `at`, for tests that write records directly."""
+    return {
+        "id": new_id(Prefix.REQUEST),
+        "team_id": team_id,
+        "source_id": new_id(Prefix.SOURCE),
+        "status": "accepted",
+        "rejection_cause": None,
+        "verified": True,
+        "method": "POST",
+        "path": "/p",
+        "query": "",
+        "headers": {"content-type": "application/json"},
+        "body": b"{}",
+        "body_key": None,
+        "body_size": 2,
+        "content_type": "application/json",
+        "external_id": None,
+        "ingested_at": iso(at),
+        "events_count": 0,
+        "ignored_count": 0,
+        "routed_at": None,
+        "is_retry": False,
+        "retry_of": None,
+        "retry_kind": None,
+        "batch_operation_id": None,
+        "expires_at": int((at + timedelta(days=30)).timestamp()),
+        **fields,
+    }
