@@ -10,8 +10,8 @@ operator can see what a provider sent and why FastHook refused it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -164,15 +164,10 @@ def accept_request(
     return _answer(config, request["id"])
 
 
-_POOL_LOCK = threading.Lock()
-_POOL: list[ThreadPoolExecutor] = []
-
-
+@functools.cache
 def _pool() -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-route"))
-        return _POOL[0]
+    # One pool per process (Lambda container), made on first use, as the deliver worker's.
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-route")
 
 
 def _store_and_route(
