@@ -9,13 +9,13 @@ errors AWS sends: DynamoDB's ProvisionedThroughputExceededException and SQS's Re
 - `<service>_throttle`: the share of HTTP attempts answered with a throttle. botocore's retry handler
   sees a real throttling response (parsed from the wire format, code and status as AWS sends them),
   backs off and tries again, so almost all of these are absorbed by the SDK: what they cost is the
-  backoff and the adaptive mode's client-side rate limiting, as in AWS.
+  backoff (and the retry quota of botocore's standard mode), as in AWS.
 - `<service>_throttle_persistent`: the share of calls whose every attempt is throttled. These outlast
   botocore's retries and reach FastHook as ClientError, which is the case the pipeline must survive
   (a failed record in a batch, a 5xx to the provider, a message SQS hands out again).
 
-Why `before-send`: handlers there run once per HTTP attempt, after the request is signed and after
-the adaptive retry mode's rate limiter, and whatever response they return is treated exactly as one
+Why `before-send`: handlers there run once per HTTP attempt, after the request is signed (and after
+any client-side rate limiter), and whatever response they return is treated exactly as one
 from the wire (parsed, then judged by the `needs-retry` handlers). Raising from `before-call` instead
 would skip botocore's retries altogether (every injected fault would reach FastHook), and changing
 the parsed response in `after-call` would come after the retry decision. Keys `dynamodb` and `sqs`
