@@ -175,8 +175,12 @@ class RecordStore(Protocol):
     def lease_event(self, event_id: str, *, lease_id: str, now: str, until: str) -> Doc | None:
         """Take the delivery lease if the event is SCHEDULED/QUEUED and no live lease exists; the leased doc or None."""
 
-    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
-        """Apply `changes` and drop the lease, only if `lease_id` still holds it."""
+    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc, leased: Doc | None = None) -> bool:
+        """Apply `changes` and drop the lease, only if `lease_id` still holds it.
+
+        `leased` is the document `lease_event` returned for this lease, when the caller has it: the
+        store may take it as the event's current state instead of reading the event again.
+        """
 
     def transition_event(
         self,

@@ -287,7 +287,7 @@ class MemoryRecordStore:
             doc.update(lease_id=lease_id, lease_until=until)
             return copy.deepcopy(doc)
 
-    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
+    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc, leased: Doc | None = None) -> bool:
         with self._lock:
             doc = self.events.get(event_id)
             if doc is None or doc.get("lease_id") != lease_id:

@@ -164,7 +164,7 @@ def deliver_event(
         return DeliverOutcome(event_id, DeliverAction.SKIPPED, "another worker holds the lease or the event moved on")
     if _seconds_until_due(leased, now) is not None:
         # Another worker rescheduled it between our read and our lease, and sent its own message.
-        records.complete_event(event_id, lease_id=lease_id, changes={})
+        records.complete_event(event_id, lease_id=lease_id, changes={}, leased=leased)
         return DeliverOutcome(event_id, DeliverAction.SKIPPED, "the event was rescheduled meanwhile")
 
     trigger = str(leased.get("next_trigger") or message.trigger)
@@ -179,7 +179,7 @@ def deliver_event(
     if wait_ms:
         delay_s = _delay_s(wait_ms)
         changes = {"next_attempt_at": iso(now + timedelta(seconds=delay_s)), "updated_at": iso(now)}
-        if not records.complete_event(event_id, lease_id=lease_id, changes=changes):
+        if not records.complete_event(event_id, lease_id=lease_id, changes=changes, leased=leased):
             return DeliverOutcome(event_id, DeliverAction.LEASE_LOST, "the lease expired before it was released")
         _send(queues, leased, trigger, delay_s)
         return DeliverOutcome(event_id, DeliverAction.DEFERRED, "rate limited", resend_delay_s=delay_s)
@@ -202,7 +202,7 @@ def deliver_event(
         # Getting here took most of the lease (store calls throttled and retried with backoff): a call
         # started now could outlive the lease while another worker delivers the same event (the hazard
         # the fault run's throttles create, bench/chaos.py); the event goes round again instead.
-        if not records.complete_event(event_id, lease_id=lease_id, changes={}):
+        if not records.complete_event(event_id, lease_id=lease_id, changes={}, leased=leased):
             return DeliverOutcome(event_id, DeliverAction.LEASE_LOST, "the lease expired before the call")
         _send(queues, leased, trigger, 0)
         return DeliverOutcome(event_id, DeliverAction.DEFERRED, "the lease ran short before the call", resend_delay_s=0)
@@ -368,7 +368,7 @@ def _record(
         state=state, result=result, attempt_number=attempt_number, attempted_at=sent_at, now=finished_at
     )
     facts = {"attempt_id": attempt["id"], "response_status": result.status, "error_code": attempt["error_code"]}
-    if not records.complete_event(event["id"], lease_id=lease_id, changes=changes):
+    if not records.complete_event(event["id"], lease_id=lease_id, changes=changes, leased=event):
         return DeliverOutcome(
             event["id"], DeliverAction.LEASE_LOST, "the lease expired before the attempt was recorded", **facts
         )

@@ -488,6 +488,18 @@ def test_due_events_are_the_pending_events_due_before_the_time_oldest_first(reco
     assert due[2]["lease_id"] == "dead-worker"
 
 
+def test_events_being_delivered_do_not_hide_an_overdue_event_behind_them(records):
+    # Given: more live leases than the sweeper's limit, all due before the one event a dead worker left
+    for n in range(12):
+        busy = stored_event(records, next_attempt_at=at(n))
+        records.lease_event(busy["id"], lease_id=f"busy-{n}", now=at(n), until=at(600))
+    forgotten = stored_event(records, next_attempt_at=at(50))
+    # When
+    due = records.due_events(before=at(100), limit=5)
+    # Then: the live leases are not due, and the overdue event is found past them
+    assert ids(due) == [forgotten["id"]]
+
+
 def test_an_event_due_exactly_at_the_time_is_not_yet_due(records):
     # Given
     stored_event(records, next_attempt_at=at(10))

@@ -31,11 +31,13 @@ class EventWriteThrottledOnce(MemoryRecordStore):
         super().__init__()
         self.throttled = False
 
-    def complete_event(self, event_id: str, *, lease_id: str, changes: dict[str, Any]) -> bool:
+    def complete_event(
+        self, event_id: str, *, lease_id: str, changes: dict[str, Any], leased: dict[str, Any] | None = None
+    ) -> bool:
         if not self.throttled:
             self.throttled = True
             raise Throttled("ProvisionedThroughputExceededException")
-        return super().complete_event(event_id, lease_id=lease_id, changes=changes)
+        return super().complete_event(event_id, lease_id=lease_id, changes=changes, leased=leased)
 
 
 class SlowSourceLookup(MemoryControlStore):

@@ -46,9 +46,7 @@ _PENDING = tuple(sorted(s.value for s in PENDING_EVENT_STATUSES))
 # "request exists": finishing the routing of a request that is gone (expired) must not create a stub item.
 REQUEST_EXISTS = "attribute_exists(pk)"
 # "request not routed": a routing failure is only recorded on a stored request no run finished routing.
-REQUEST_NOT_ROUTED = (
-    "attribute_exists(pk) AND (attribute_not_exists(routed_at) OR attribute_type(routed_at, :null))"
-)
+REQUEST_NOT_ROUTED = "attribute_exists(pk) AND (attribute_not_exists(routed_at) OR attribute_type(routed_at, :null))"
 # "no live lease": a lease that expired (its worker died) no longer protects the event.
 NO_LIVE_LEASE = "(attribute_not_exists(lease_until) OR attribute_type(lease_until, :null) OR lease_until <= :now)"
 # "pending and free": exactly one worker at a time may deliver an event, and only while it waits for delivery.
@@ -69,6 +67,8 @@ BUCKET_UNCHANGED = "updated_ms = :read_ms AND tokens = :read_tokens"
 
 _TOKEN_RETRIES = 5
 _TRANSITION_RETRIES = 5
+# Rounds of `limit` work-index entries one due_events call reads past live leases.
+_DUE_ROUNDS = 10
 _BATCH_GET_ROUNDS = 8
 
 
@@ -305,8 +305,9 @@ class DynamoRecordStore:
         update = _Update()
         update.set("lease_id", lease_id)
         update.set("lease_until", until)
-        # A leased event is due when its lease ends: if the worker dies, the sweeper finds it then.
-        update.set_work_keys(keys.due_work(event_id, until))
+        # The work index keeps the event's due time: moving it to the lease's end would rewrite the
+        # index entry (2 WRU) on every delivery. The sweeper judges a leased event by its lease instead
+        # (_due_of), so an event whose worker died is found once the lease has ended.
         update.add("rev", 1)
         values = {
             ":pending0": av(_PENDING[0]),
@@ -316,12 +317,15 @@ class DynamoRecordStore:
         }
         return to_doc(self._update(keys.event(event_id), update, PENDING_AND_FREE, values))
 
-    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc) -> bool:
-        current = to_doc(self._get(keys.event(event_id)))
+    def complete_event(self, event_id: str, *, lease_id: str, changes: Doc, leased: Doc | None = None) -> bool:
+        current = leased if leased is not None and leased.get("lease_id") == lease_id else None
+        if current is None:
+            current = to_doc(self._get(keys.event(event_id)))
         if current is None or current.get("lease_id") != lease_id:
             return False
         # Only the lease holder writes an event while lease_id is its own (every other write replaces or
-        # removes lease_id), so the document read above is still current when the condition passes.
+        # removes lease_id), so the document read above, or the one the lease returned, is still current
+        # when the condition passes.
         result = {**current, **changes}
         for name in _LEASE:
             result.pop(name, None)
@@ -416,16 +420,23 @@ class DynamoRecordStore:
                 partition,
                 sk_condition=" AND gsi3sk < :before",
                 values={":before": {"S": before}},
-                limit=limit,
+                page_size=limit,
             )
             for partition in keys.due_partitions()
         ]
         # gsi3sk is `<due>#<id>` with fixed-width ISO times, so text order is (due, id) order.
-        hits = list(heapq.merge(*shards, key=lambda item: item["gsi3sk"]["S"]))[:limit]
-        docs = self._batch_get([{"pk": hit["pk"], "sk": hit["sk"]} for hit in hits])
-        # The index is eventually consistent: keep only what the table says is still pending and due.
-        due = [doc for doc in docs if doc.get("status") in _PENDING and _due_of(doc) < before]
-        return sorted(due, key=lambda doc: (_due_of(doc), doc["id"]))
+        hits = heapq.merge(*shards, key=lambda item: item["gsi3sk"]["S"])
+        due: list[Doc] = []
+        # Events being delivered keep their due time in the index (lease_event) but are not due while
+        # their lease lives, so the oldest entries may be live leases: read past them, within a bound.
+        for _ in range(_DUE_ROUNDS):
+            chunk = list(islice(hits, limit))
+            docs = self._batch_get([{"pk": hit["pk"], "sk": hit["sk"]} for hit in chunk])
+            # The index is eventually consistent: keep only what the table says is still pending and due.
+            due += [doc for doc in docs if doc.get("status") in _PENDING and _due_of(doc) < before]
+            if len(due) >= limit or len(chunk) < limit:
+                break
+        return sorted(due, key=lambda doc: (_due_of(doc), doc["id"]))[:limit]
 
     def held_events(self, connection_id: str, *, limit: int) -> list[Doc]:
         if limit <= 0:
