@@ -27,15 +27,27 @@ PER_WEBHOOK_COMPONENTS = (
 
 @pytest.fixture(scope="module")
 def result() -> dict[str, Any]:
-    return run(Params(count=20, rate=100.0, threads=4, floor_count=10, serial_count=5, drain_timeout_s=120.0))
+    return run(
+        Params(
+            count=20,
+            rate=100.0,
+            threads=4,
+            floor_count=10,
+            serial_count=5,
+            drain_timeout_s=120.0,
+            steady_rate=10.0,
+            steady_count=10,
+        )
+    )
 
 
-def test_every_accepted_webhook_reaches_the_receiver_once(result: dict[str, Any]) -> None:
-    # Given / When: a small load through the embedded stack
-    load = result["phases"]["ingest"]
+@pytest.mark.parametrize(("phase", "count"), [("steady", 10), ("ingest", 20)])
+def test_every_accepted_webhook_reaches_the_receiver_once(result: dict[str, Any], phase: str, count: int) -> None:
+    # Given / When: a small load through the embedded stack, at the steady rate and then flat out
+    load = result["phases"][phase]
     # Then
-    assert load["sent"] == 20
-    assert load["accepted"] == load["delivered"] == 20
+    assert load["sent"] == count
+    assert load["accepted"] == load["delivered"] == count
     assert load["lost"] == 0
     assert load["rejected"] == 0
     assert load["duplicates"] == 0
@@ -46,6 +58,8 @@ def test_every_phase_reports_its_latencies(result: dict[str, Any]) -> None:
     samples = {
         "floor": phases["floor"]["total_ms"],
         "ingest_serial": phases["ingest_serial"]["ack_ms"],
+        "steady_ack": phases["steady"]["ack_ms"],
+        "steady_to_receiver": phases["steady"]["e2e_ms"],
         "ingest_ack": phases["ingest"]["ack_ms"],
         "ingest_to_receiver": phases["ingest"]["e2e_ms"],
     }
@@ -69,7 +83,9 @@ def test_lambda_invocations_follow_the_queue_receives(result: dict[str, Any]) ->
     lam = result["lambda"]
     # One ingest invocation per webhook; one route/deliver invocation per receive that returned messages,
     # which is exactly how often the pollers called the handlers.
-    assert lam["invocations"]["ingest"] == result["phases"]["ingest"]["sent"]
+    # The cost is read in the steady phase; the saturated phase's figures are reported beside it.
+    assert lam["invocations"]["ingest"] == result["phases"]["steady"]["sent"]
+    assert result["saturated"]["lambda"]["invocations"]["ingest"] == result["phases"]["ingest"]["sent"]
     for function in ("route", "deliver"):
         assert lam["invocations"][function] == lam["handler_calls_measured"][function] > 0
 
