@@ -97,6 +97,7 @@ def _deliver(deps: wiring.Container, body: str, message_id: str) -> DeliverOutco
             message=message,
             records=deps.records,
             resources=deps.resources,
+            routing=deps.routing,
             accounts=deps.accounts,
             payloads=deps.payloads,
             queues=deps.queues,

@@ -34,7 +34,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from chalicelib.control import resources as res
 from chalicelib.control.secrets import get_project_secrets
 from chalicelib.domain import messages
 from chalicelib.domain.errors import ValidationError
@@ -56,6 +55,7 @@ from chalicelib.flow.record import (
     retry_rule_of,
     shown_url,
 )
+from chalicelib.flow.routing import RoutingCache
 from chalicelib.ports import (
     AccountStore,
     BulkStore,
@@ -114,6 +114,7 @@ def deliver_event(
     message: DeliverEvent,
     records: RecordStore,
     resources: ResourceStore,
+    routing: RoutingCache,
     accounts: AccountStore,
     payloads: PayloadStore,
     queues: Queues,
@@ -128,6 +129,8 @@ def deliver_event(
 
     `pause` waits out a rate-limit slot shorter than a second in the worker (SQS delays are whole
     seconds, so sending the message back for 100 ms would cost a full second of throughput).
+    `routing`: the process's version-checked copy of the team's resources (flow/routing.py): the
+    connection, destination and source cost one version read instead of three reads.
     """
     event_id = message.event_id
     event = records.get_event(event_id)
@@ -141,10 +144,11 @@ def deliver_event(
         return _resend(queues, event, early_s, "not due yet", fallback_trigger=message.trigger)
 
     team_id = event["team_id"]
-    destination = resources.get(team_id, res.DESTINATION.name, event["destination_id"])
+    team = routing.snapshot(team_id, resources)
+    destination = team.destinations.get(event["destination_id"])
     if destination is None:
         return _cancel(records, event, now, "DESTINATION_DELETED", "its destination was deleted")
-    connection = resources.get(team_id, res.CONNECTION.name, event["connection_id"])
+    connection = team.connections.get(event["connection_id"])
     if connection is None:
         return _cancel(records, event, now, "CONNECTION_DELETED", "its connection was deleted")
     request = records.get_request(event["request_id"])
@@ -185,7 +189,7 @@ def deliver_event(
         return DeliverOutcome(event_id, DeliverAction.DEFERRED, "rate limited", resend_delay_s=delay_s)
 
     attempt_number = int(leased.get("attempts") or 0) + 1
-    source = resources.get(team_id, res.SOURCE.name, event["source_id"])
+    source = team.sources.get(event["source_id"])
     prepared = _prepare(
         event=leased,
         request=request,

@@ -1,8 +1,9 @@
-"""The route worker's copy of each team's routing configuration, trusted only while its version holds.
+"""The workers' copy of each team's routing configuration, trusted only while its version holds.
 
 Routing reads every connection of a source, its destination, and the transformations its rules
-name, for every request. Reading them per request would cost several reads per webhook; reading
-them once per team and process, and then one small version item per request, costs one. The
+name, for every request; delivering reads the event's connection, destination and source for every
+try. Reading them each time would cost several reads per webhook; reading them once per team and
+process, and then one small version item per request or try, costs one. The
 version is bumped by every resource write of the team (`ResourceStore.routing_version`), so a
 change (pause, disable, new rules) applies to the very next request: DESIGN.md allows caches only
 when they are validated against such a version, never by a timer alone.
@@ -51,6 +52,7 @@ class RoutingSnapshot:
 
     version: int
     sources: Mapping[str, Doc] = field(default_factory=dict)
+    connections: Mapping[str, Doc] = field(default_factory=dict)
     destinations: Mapping[str, Doc] = field(default_factory=dict)
     transformations: Mapping[str, Doc] = field(default_factory=dict)
     by_source: Mapping[str, tuple[Branch, ...]] = field(default_factory=dict)
@@ -71,6 +73,7 @@ class RoutingSnapshot:
         return cls(
             version=version,
             sources=by_id(SOURCE.name),
+            connections=by_id(CONNECTION.name),
             destinations=by_id(DESTINATION.name),
             transformations=by_id(TRANSFORMATION.name),
             by_source=MappingProxyType({source_id: tuple(branches) for source_id, branches in grouped.items()}),

@@ -166,6 +166,7 @@ def dies_after_the_first_delivery_of(source_id: str) -> Handler:
                         message=message,
                         records=deps.records,
                         resources=deps.resources,
+                        routing=deps.routing,
                         accounts=deps.accounts,
                         payloads=deps.payloads,
                         queues=deps.queues,

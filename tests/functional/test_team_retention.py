@@ -79,6 +79,7 @@ def test_a_team_with_seven_days_retention_gets_records_that_expire_in_seven_days
         message=messages.DeliverEvent(team_id=team_id, event_id=event_id, trigger="INITIAL"),
         records=deps.records,
         resources=deps.resources,
+        routing=deps.routing,
         accounts=deps.accounts,
         payloads=deps.payloads,
         queues=deps.queues,

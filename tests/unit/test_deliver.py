@@ -32,11 +32,12 @@ from chalicelib.adapters.mock_sender import MockSender
 from chalicelib.control import connections, destinations, secrets, sources
 from chalicelib.domain import messages
 from chalicelib.domain.ids import Prefix, derived_id, new_id
-from chalicelib.domain.models import ConnectionCreate, DestinationCreate, SourceCreate
+from chalicelib.domain.models import ConnectionCreate, DestinationCreate, DestinationUpdate, SourceCreate
 from chalicelib.domain.outbound import DeliveryResult, OutboundRequest, verify_signature
 from chalicelib.domain.timefmt import iso
 from chalicelib.entrypoints.deliver_worker import handle_deliver_batch
 from chalicelib.flow.deliver import DeliverAction, DeliverOutcome, deliver_event
+from chalicelib.flow.routing import RoutingCache
 from chalicelib.settings import Settings
 from tests.support.receiver import Receiver, Response
 
@@ -79,6 +80,7 @@ class World:
         self.payloads = MemoryPayloadStore()
         self.queues = MemoryQueues()
         self.clock = FixedClock()
+        self.routing = RoutingCache()
         self.sender = sender if sender is not None else ScriptedSender(self.clock)
         self.mock_sender = MockSender()
         self._sent = 0
@@ -194,6 +196,7 @@ class World:
                 message=message,
                 records=self.records,
                 resources=self.control,
+                routing=self.routing,
                 accounts=self.control,
                 payloads=self.payloads,
                 queues=self.queues,
@@ -685,6 +688,32 @@ def test_an_event_of_a_connection_paused_since_it_was_routed_goes_on_hold(world)
     stored = world.records.get_event(event["id"])
     assert (stored["status"], stored["next_attempt_at"]) == ("HOLD", None)
     assert world.sender.calls == [] and world.pending_messages == 0
+
+
+def test_a_change_made_after_a_delivery_applies_to_the_very_next_one(world):
+    # Given a worker that has delivered once, so it holds the team's resources in its cache
+    dest = world.destination("https://old.example.test/hooks")
+    conn = world.connection(dest)
+    assert world.deliver(world.event(conn)["id"]).action is DeliverAction.DELIVERED
+    # When the destination moves, then the next event goes to the new address
+    destinations.update_destination(
+        team_id=TEAM,
+        destination_id=dest["id"],
+        body=DestinationUpdate.model_validate({"config": {"url": "https://new.example.test/hooks"}}),
+        store=world.control,
+        clock=world.clock,
+    )
+    assert world.deliver(world.event(conn)["id"]).action is DeliverAction.DELIVERED
+    assert [req.url for _, req in world.sender.calls] == [
+        "https://old.example.test/hooks",
+        "https://new.example.test/hooks",
+    ]
+    # And when the connection is paused, the next event is held, not delivered
+    connections.set_connection_paused(
+        team_id=TEAM, connection_id=conn["id"], paused=True, store=world.control, clock=world.clock
+    )
+    assert world.deliver(world.event(conn)["id"]).action is DeliverAction.HELD
+    assert len(world.sender.calls) == 2
 
 
 def test_a_disabled_destination_keeps_the_event_queued_and_looks_again_a_minute_later(world):

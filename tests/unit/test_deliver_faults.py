@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.memory import MemoryControlStore, MemoryRecordStore
-from chalicelib.control import resources as res
 from chalicelib.domain.errors import FastHookError
 from chalicelib.flow.deliver import LEASE_MARGIN_S, DeliverAction
 from tests.unit.test_deliver import World
@@ -40,18 +39,18 @@ class EventWriteThrottledOnce(MemoryRecordStore):
         return super().complete_event(event_id, lease_id=lease_id, changes=changes, leased=leased)
 
 
-class SlowSourceLookup(MemoryControlStore):
-    """The control store, but the next read of a source (after the lease, before the call) takes `stall_s`."""
+class SlowSecretsLookup(MemoryControlStore):
+    """The control store, but the next read of the signing secret (after the lease, before the call) takes `stall_s`."""
 
     def __init__(self, world: World, stall_s: float) -> None:
         super().__init__()
         self.world, self.stall_s = world, stall_s
 
-    def get(self, team_id: str, kind: str, resource_id: str) -> Any:
-        if kind == res.SOURCE.name and self.stall_s:
+    def get_secrets(self, team_id: str) -> Any:
+        if self.stall_s:
             self.world.clock.advance(seconds=self.stall_s)
             self.stall_s = 0
-        return super().get(team_id, kind, resource_id)
+        return super().get_secrets(team_id)
 
 
 def test_a_try_whose_event_write_was_throttled_is_retried_under_the_same_attempt_number():
@@ -79,7 +78,7 @@ def test_a_worker_left_with_less_lease_than_its_http_timeout_does_not_call_the_r
     # Given a destination with a 10 s timeout (a lease of 10 s + the margin), and a worker that stalls
     # after taking the lease for longer than the margin
     world = World()
-    world.control = slow = SlowSourceLookup(world, stall_s=0)
+    world.control = slow = SlowSecretsLookup(world, stall_s=0)
     conn = world.connection(world.destination(http_timeout=10))
     event = world.event(conn)
     slow.stall_s = LEASE_MARGIN_S + 1
@@ -98,7 +97,7 @@ def test_a_worker_left_with_less_lease_than_its_http_timeout_does_not_call_the_r
 def test_a_worker_slowed_down_but_still_inside_its_lease_calls_the_receiver():
     # Given the same worker stalling for less than the lease's margin
     world = World()
-    world.control = slow = SlowSourceLookup(world, stall_s=0)
+    world.control = slow = SlowSecretsLookup(world, stall_s=0)
     conn = world.connection(world.destination(http_timeout=10))
     event = world.event(conn)
     slow.stall_s = LEASE_MARGIN_S - 1
