@@ -22,9 +22,17 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def Field(default: Any, *, description: str, ge: int | None = None, le: int | None = None) -> Any:
-    """A settings field: its default, a one-line description and optional integer bounds."""
-    return dataclasses.field(default=default, metadata={"description": description, "ge": ge, "le": le})
+def Field(
+    default: Any,
+    *,
+    description: str,
+    ge: int | None = None,
+    le: int | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A settings field: its default, a one-line description, optional integer bounds or allowed values."""
+    metadata = {"description": description, "ge": ge, "le": le, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 class SettingsError(ValueError):
@@ -61,7 +69,11 @@ class Settings:
     allow_private_destinations: bool = Field(
         False, description="Allow deliveries to loopback/private/link-local addresses (on for the local stack)."
     )
-    log_level: str = Field("INFO", description="powertools Logger level.")
+    log_level: str = Field(
+        "INFO",
+        description="Level of every FastHook logger (chalicelib/logs.py); the prod stage runs at WARNING.",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    )
     bulk_state_machine_arn: str = Field("", description="Step Functions state machine that runs bulk operations.")
     bulk_page_size: int = Field(100, ge=1, le=100, description="Items a bulk operation retries per page (at most 100).")
     bulk_pages_per_task: int = Field(
@@ -84,6 +96,11 @@ class Settings:
                     raise SettingsError(f"{spec.name} must be at least {low}, got {value}")
                 if high is not None and value > high:
                     raise SettingsError(f"{spec.name} must be at most {high}, got {value}")
+            choices = spec.metadata.get("choices")
+            if choices is not None:
+                value = str(value).strip().upper()
+                if value not in choices:
+                    raise SettingsError(f"{spec.name} must be one of {', '.join(choices)}, got {value!r}")
             object.__setattr__(self, spec.name, value)
 
     def queue_name(self, logical: str) -> str:

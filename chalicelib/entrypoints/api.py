@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
-from aws_lambda_powertools import Logger
 from chalice import Blueprint, Response
 
 from chalicelib import wiring
@@ -30,8 +29,9 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.paging import ORDER_FIELDS
 from chalicelib.domain.validation import validate
+from chalicelib.logs import service_logger
 
-logger = Logger(service="fasthook-api")
+logger = service_logger("fasthook-api")
 
 # Every control route answers under each of these; auth routes also under /api (giving /api/auth/...).
 CONTROL_PREFIXES = ("", "/v1", "/api/control/v1")

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from chalicelib import wiring
 from chalicelib.bulk.payload import BulkTaskInput
 from chalicelib.bulk.plan import plan_bulk_operation
 from chalicelib.bulk.run import fail_bulk_operation, run_bulk_pages
 from chalicelib.domain.statuses import BulkStatus
+from chalicelib.logs import service_logger
 
-logger = Logger(service="fasthook-bulk")
+logger = service_logger("fasthook-bulk")
 
 # Time kept free at the end of a pages invocation: the last page (up to 100 retries) must fit in it.
 PAGE_MARGIN_S = 30

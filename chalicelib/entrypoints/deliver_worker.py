@@ -22,7 +22,6 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -31,8 +30,9 @@ from chalicelib import wiring
 from chalicelib.domain import messages
 from chalicelib.domain.messages import DeliverEvent, UnknownMessageError
 from chalicelib.flow.deliver import DeliverOutcome, deliver_event
+from chalicelib.logs import service_logger
 
-logger = Logger(service="fasthook-deliver")
+logger = service_logger("fasthook-deliver")
 
 MAX_PARALLEL_DELIVERIES: Final = 10
 METRICS_NAMESPACE: Final = "FastHook"

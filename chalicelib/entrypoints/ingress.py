@@ -16,12 +16,11 @@ import json
 import re
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from chalicelib import wiring
 from chalicelib.flow.ingest import Inbound, IngestAnswer, IngestLimits, accept_request
+from chalicelib.logs import service_logger
 
-logger = Logger(service="fasthook-ingest")
+logger = service_logger("fasthook-ingest")
 
 _PATH = re.compile(r"^/e/([^/]+)(/.*)?$")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -24,8 +23,9 @@ from chalicelib import wiring
 from chalicelib.domain import messages
 from chalicelib.domain.errors import RequestNotStoredError
 from chalicelib.flow.route import route_request
+from chalicelib.logs import service_logger
 
-logger = Logger(service="fasthook-route")
+logger = service_logger("fasthook-route")
 
 # Receives after which a route message whose Request is still missing is dropped: ingest's write
 # failed (its provider got an error and will send again) or the Request expired.

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger
-
 from chalicelib import wiring
 from chalicelib.flow.sweep import DeadLetter, DeadLetterOutcome, fail_dead_letters, sweep
+from chalicelib.logs import service_logger
 
-logger = Logger(service="fasthook-sweeper")
+logger = service_logger("fasthook-sweeper")
 
 # 10 receives of 10 messages: a sweep stays well inside a minute; a bigger backlog takes a few sweeps.
 MAX_DEAD_LETTER_BATCHES: Final = 10

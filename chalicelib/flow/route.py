@@ -28,8 +28,6 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Final
 
-from aws_lambda_powertools import Logger
-
 from chalicelib.domain import messages
 from chalicelib.domain import rules as rules_domain
 from chalicelib.domain.errors import RequestNotStoredError
@@ -51,6 +49,7 @@ from chalicelib.domain.transforms import (
     read_transformed_request,
 )
 from chalicelib.flow.routing import Branch, RoutingCache, RoutingSnapshot
+from chalicelib.logs import service_logger
 from chalicelib.ports import (
     Clock,
     Doc,
@@ -62,7 +61,7 @@ from chalicelib.ports import (
     Transformer,
 )
 
-logger = Logger(service="fasthook-route", child=True)
+logger = service_logger("fasthook-route", child=True)
 
 # Transformed bodies up to this size stay in the Event item, larger ones go to the payload store,
 # like request bodies at ingest (the worker passes settings.inline_body_bytes).
