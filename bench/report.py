@@ -2,27 +2,56 @@
 
 Lambda is modelled from what the run observed: one ingest invocation per webhook (a function URL call),
 one route or deliver invocation per ReceiveMessage that returned messages (what an SQS event source
-mapping turns into an invocation), each billed for the handler's measured wall time at 256 MB arm64,
-plus the sweeper's runs if one fell in the window. CloudWatch Logs: the bytes the handlers' loggers
-wrote, plus Lambda's own START/END/REPORT lines per invocation.
+mapping turns into an invocation), each billed for the handler's measured wall time at the memory
+size the modelled stage gives that function in `.chalice/config.json` (arm64), plus the sweeper's
+runs if one fell in the window. CloudWatch Logs: the bytes the handlers' loggers wrote at the
+stage's log level, plus Lambda's own START/END/REPORT lines per invocation.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Final
 
 from bench.meter import Snapshot
 from bench.prices import ANCHORS, PRICES
 
-LAMBDA_MEMORY_GB: Final = 0.25  # 256 MB
+MODELLED_STAGE: Final = "prod"
+CHALICE_CONFIG: Final = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
+# The bench's names of the pipeline's Lambda functions -> their names in app.py / .chalice/config.json.
+FUNCTIONS: Final = {"ingest": "ingest", "route": "route_worker", "deliver": "deliver_worker", "sweeper": "sweeper"}
 PLATFORM_LOG_BYTES: Final = 340  # START + END + REPORT lines Lambda writes per invocation (typical sizes)
 LOG_GB: Final = 1024**3
 TARGET_RATIO: Final = 1.3
 TARGET_USD_PER_MILLION: Final = 1.50
 _WRITES: Final = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 _READS: Final = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
+
+
+def stage_profile(stage: str = MODELLED_STAGE, config_path: Path = CHALICE_CONFIG) -> dict[str, Any]:
+    """What the bill depends on in a deployed stage: each function's memory (MB) and the log level.
+
+    Chalice's precedence: a function's own setting, then the stage's, then the top level.
+    """
+    config = json.loads(config_path.read_text())
+    stage_config = config["stages"][stage]
+    functions = stage_config.get("lambda_functions", {})
+
+    def memory_mb(function: str) -> int:
+        for scope in (functions.get(function, {}), stage_config, config):
+            if "lambda_memory_size" in scope:
+                return int(scope["lambda_memory_size"])
+        return 128  # Lambda's default
+
+    env = {**config.get("environment_variables", {}), **stage_config.get("environment_variables", {})}
+    return {
+        "stage": stage,
+        "memory_mb": {name: memory_mb(function) for name, function in FUNCTIONS.items()},
+        "log_level": env.get("FASTHOOK_LOG_LEVEL", "INFO"),
+    }
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -88,8 +117,9 @@ def lambda_usage(
     receives: dict[str, dict[str, int]],
     queue_urls: dict[str, str],
     log_bytes: dict[str, int],
+    memory_mb: dict[str, int],
 ) -> dict[str, Any]:
-    """Invocations, billed GB-s and log bytes per webhook, by function."""
+    """Invocations, billed GB-s (at each function's `memory_mb`) and log bytes per webhook, by function."""
     invocations = {
         "ingest": len(handler_ms.get("ingest", [])),
         "route": receives.get(queue_urls["route"], {}).get("nonempty", 0),
@@ -97,7 +127,7 @@ def lambda_usage(
         "sweeper": len(handler_ms.get("sweeper", [])),
     }
     billed_ms = {name: sum(math.ceil(ms) for ms in handler_ms.get(name, [])) for name in invocations}
-    gb_s = {name: ms / 1000 * LAMBDA_MEMORY_GB for name, ms in billed_ms.items()}
+    gb_s = {name: ms / 1000 * memory_mb[name] / 1024 for name, ms in billed_ms.items()}
     n = max(1, webhooks)
     total_invocations = sum(invocations.values())
     app_log = sum(log_bytes.values())
@@ -111,6 +141,7 @@ def lambda_usage(
             if invocations[name]
         },
         "handler_ms": {name: percentiles(ms) for name, ms in sorted(handler_ms.items())},
+        "memory_mb": dict(memory_mb),
         "gb_s_per_webhook": round(sum(gb_s.values()) / n, 7),
         "gb_s_per_webhook_by_function": {name: round(v / n, 7) for name, v in gb_s.items()},
         "log_bytes_per_webhook": {
@@ -121,13 +152,18 @@ def lambda_usage(
     }
 
 
+def _memory_unit(memory_mb: dict[str, int]) -> str:
+    sizes = sorted(set(memory_mb.values()))
+    return f"GB-s ({'/'.join(str(s) for s in sizes)} MB arm64)"
+
+
 def costs(aws: dict[str, Any], lam: dict[str, Any]) -> dict[str, Any]:
     """$ per million webhooks, one line per component, from units per webhook and PRICES."""
     units = aws["units_per_webhook"]
     logs = lam["log_bytes_per_webhook"]
     lines = [
         ("lambda_requests", lam["invocations_per_webhook"], "invocations", "lambda_request"),
-        ("lambda_duration", lam["gb_s_per_webhook"], "GB-s (256 MB arm64)", "lambda_arm64_gb_s"),
+        ("lambda_duration", lam["gb_s_per_webhook"], _memory_unit(lam["memory_mb"]), "lambda_arm64_gb_s"),
         ("dynamodb_writes", units["dynamodb_wru"], "WRU (modelled)", "dynamodb_wru"),
         ("dynamodb_reads", units["dynamodb_rru"], "RRU (modelled)", "dynamodb_rru"),
         ("sqs_requests", units["sqs_requests"], "requests (64 KB chunks)", "sqs_request"),
@@ -179,6 +215,7 @@ def markdown(result: dict[str, Any]) -> str:
         (f"ingest to receiver at {p['rate']:g}/s, ms", load["e2e_ms"]),
     ]
     saturated_usd = result["saturated"]["cost"]["total_usd_per_million"]
+    profile = p["profile"]
     out = [
         f"# FastHook pipeline bench ({result['started_at']})",
         "",
@@ -186,7 +223,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"target, cost), then {p['count']} at {p['rate']:g}/s (throughput); one source -> one HTTP destination, "
         f"no rules; embedded stack (moto) on one machine, commit `{result['git']['commit']}`"
         + (" (dirty)" if result["git"]["dirty"] else "")
-        + ".",
+        + f". The bill models the `{profile['stage']}` stage of .chalice/config.json: Lambda memory "
+        + ", ".join(f"{name} {mb} MB" for name, mb in profile["memory_mb"].items())
+        + f"; log level {profile['log_level']}.",
         "",
         "| latency | p50 | p99 | max |",
         "|---|---:|---:|---:|",

@@ -43,7 +43,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -86,6 +86,8 @@ class Params:
     # About half the embedded stack's throughput with no faults (5-6/s on a shared 2-core machine).
     steady_rate: float = 3.0
     steady_count: int = 150
+    # The deployed stage the bill models (.chalice/config.json): memory per function, log level.
+    profile: dict[str, Any] = field(default_factory=report.stage_profile)
 
     @property
     def drain_s(self) -> float:
@@ -147,24 +149,38 @@ class _CountingStream(io.TextIOBase):
 
 
 class LogMeter:
-    """Bytes the handlers' powertools loggers write (what CloudWatch Logs would ingest), kept off the console."""
+    """Bytes the handlers' powertools loggers write (what CloudWatch Logs would ingest), kept off the console.
 
-    def __init__(self) -> None:
+    The loggers run at `level`, the modelled stage's FASTHOOK_LOG_LEVEL: they were built at import with
+    this process's settings, so the level is set on them (and their module loggers) and put back after.
+    """
+
+    def __init__(self, level: str = "INFO") -> None:
         self._lock = threading.Lock()
+        self.level = level
         self.bytes: dict[str, int] = defaultdict(int)
         self._saved: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._levels: dict[str, int] = {}
 
     def install(self) -> LogMeter:
         for name, stage in LOGGER_STAGES.items():
             for handler in logging.getLogger(name).handlers:
                 if isinstance(handler, logging.StreamHandler):
                     self._saved.append((handler, handler.setStream(_CountingStream(self, stage))))
+        for name in list(logging.root.manager.loggerDict):
+            if name.split(".")[0] in LOGGER_STAGES:
+                logger = logging.getLogger(name)
+                self._levels[name] = logger.level
+                logger.setLevel(self.level)
         return self
 
     def uninstall(self) -> None:
         for handler, stream in self._saved:
             handler.setStream(stream)
         self._saved.clear()
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._levels.clear()
 
     def add(self, stage: str, size: int) -> None:
         with self._lock:
@@ -190,11 +206,11 @@ class Rig:
 
 
 @contextmanager
-def rig() -> Iterator[Rig]:
+def rig(log_level: str = "INFO") -> Iterator[Rig]:
     """Meters, receiver, embedded stack, local server, a demo login and one source -> receiver connection."""
     meter = AwsMeter().install()  # before the stack, so every client the app makes carries the hooks
     clock = HandlerClock().install()  # imports the entrypoints, which creates their loggers
-    logs = LogMeter().install()
+    logs = LogMeter(log_level).install()
     receiver = TimedReceiver().start()
     from local.server import LocalServer
     from local.stack import EmbeddedStack
@@ -429,7 +445,7 @@ def run(p: Params) -> dict[str, Any]:
     from bench.transform import measure_transform
 
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with rig() as r:
+    with rig(p.profile["log_level"]) as r:
         floor_stats = floor(p.floor_count, p.body_bytes)
         serial = ingest_serial(r, p.serial_count, p.body_bytes)
         from chalicelib import wiring
@@ -453,6 +469,7 @@ def run(p: Params) -> dict[str, Any]:
             receives=receives,
             queue_urls=queue_urls,
             log_bytes=phase["log_bytes"],
+            memory_mb=p.profile["memory_mb"],
         )
         return report.aws_usage(snapshot, accepted), lam
 

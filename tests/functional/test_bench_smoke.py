@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bench.prices import PRICES
+from bench.report import stage_profile
 from bench.run import Params, run, write
 
 PER_WEBHOOK_COMPONENTS = (
@@ -111,3 +112,37 @@ def test_results_are_written_as_json_and_a_markdown_table(result: dict[str, Any]
     table = md_path.read_text()
     assert "| **total**" in table
     assert "ingest to receiver" in table
+
+
+def test_the_bill_models_the_prod_stage_memory_and_log_level(result: dict[str, Any]) -> None:
+    profile = result["params"]["profile"]
+    # The memory sizes and log level come from .chalice/config.json's prod stage
+    assert profile == stage_profile("prod")
+    assert result["lambda"]["memory_mb"] == profile["memory_mb"]
+    # At WARNING the handlers write no line for a webhook that went through untroubled
+    app_bytes = result["lambda"]["log_bytes_per_webhook"]["app"]
+    assert (app_bytes == 0) if profile["log_level"] == "WARNING" else (app_bytes > 0)
+
+
+def test_stage_profile_takes_a_function_setting_over_the_stage_and_the_top_level(tmp_path: Path) -> None:
+    # Given a config with memory at three levels
+    config = {
+        "lambda_memory_size": 512,
+        "environment_variables": {"FASTHOOK_LOG_LEVEL": "INFO"},
+        "stages": {
+            "prod": {
+                "lambda_memory_size": 1024,
+                "environment_variables": {"FASTHOOK_LOG_LEVEL": "WARNING"},
+                "lambda_functions": {"deliver_worker": {"lambda_memory_size": 256}},
+            },
+            "dev": {},
+        },
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    # When / Then
+    prod, dev = stage_profile("prod", path), stage_profile("dev", path)
+    assert prod["memory_mb"] == {"ingest": 1024, "route": 1024, "deliver": 256, "sweeper": 1024}
+    assert prod["log_level"] == "WARNING"
+    assert dev["memory_mb"] == {"ingest": 512, "route": 512, "deliver": 512, "sweeper": 512}
+    assert dev["log_level"] == "INFO"
