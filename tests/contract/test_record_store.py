@@ -18,6 +18,7 @@ from chalicelib.domain.errors import NotFoundError
 from chalicelib.domain.ids import Prefix, derived_id, new_id
 from chalicelib.domain.statuses import AttemptStatus, AttemptTrigger, EventStatus, IgnoredCause
 from chalicelib.domain.timefmt import iso
+from tests.support.factories import stored_request
 
 TEAM = new_id(Prefix.TEAM)
 SOURCE = new_id(Prefix.SOURCE)
@@ -34,33 +35,20 @@ def at(seconds: float = 0) -> str:
 
 
 def a_request(**fields: Any) -> dict[str, Any]:
-    return {
-        "id": new_id(Prefix.REQUEST),
-        "team_id": TEAM,
-        "source_id": SOURCE,
-        "status": "accepted",
-        "rejection_cause": None,
-        "verified": True,
-        "method": "POST",
-        "path": "/a/b",
-        "query": "x=1",
-        "headers": {"content-type": "application/json", "x-count": "3"},
-        "body": b'{"n": 1}\x00\xff',
-        "body_key": None,
-        "body_size": 10,
-        "content_type": "application/json",
-        "external_id": None,
-        "ingested_at": at(),
-        "events_count": 0,
-        "ignored_count": 0,
-        "routed_at": None,
-        "is_retry": False,
-        "retry_of": None,
-        "retry_kind": None,
-        "batch_operation_id": None,
-        "expires_at": EXPIRES,
-        **fields,
-    }
+    # A path, query, header and a body that is not UTF-8, so a round trip through the store shows them all.
+    return stored_request(
+        START,
+        **{
+            "team_id": TEAM,
+            "source_id": SOURCE,
+            "path": "/a/b",
+            "query": "x=1",
+            "headers": {"content-type": "application/json", "x-count": "3"},
+            "body": b'{"n": 1}\x00\xff',
+            "body_size": 10,
+            **fields,
+        },
+    )
 
 
 def an_event(

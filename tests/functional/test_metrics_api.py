@@ -19,7 +19,7 @@ from chalicelib import wiring
 from chalicelib.adapters.memory import FixedClock
 from chalicelib.domain.ids import Prefix, new_id
 from chalicelib.domain.timefmt import iso
-from tests.support.factories import make_connection, running_fasthook
+from tests.support.factories import make_connection, running_fasthook, stored_request
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
@@ -46,33 +46,19 @@ class World:
         return {"id": made["id"], "source_id": made["source"]["id"], "destination_id": made["destination"]["id"]}
 
     def request(self, when: str, connection: dict[str, Any], status: str = "accepted", **fields: Any) -> dict[str, Any]:
-        doc = {
-            "id": new_id(Prefix.REQUEST),
-            "team_id": self.team,
-            "source_id": connection["source_id"],
-            "status": status,
-            "rejection_cause": None if status == "accepted" else "VERIFICATION_FAILED",
-            "verified": status == "accepted",
-            "method": "POST",
-            "path": "/",
-            "query": "",
-            "headers": {"content-type": "application/json"},
-            "body": b"{}",
-            "body_key": None,
-            "body_size": 2,
-            "content_type": "application/json",
-            "external_id": None,
-            "ingested_at": when,
-            "events_count": 0,
-            "ignored_count": 0,
-            "routed_at": None,
-            "is_retry": False,
-            "retry_of": None,
-            "retry_kind": None,
-            "batch_operation_id": None,
-            "expires_at": self.live_until,
-            **fields,
-        }
+        doc = stored_request(
+            T0,
+            **{
+                "team_id": self.team,
+                "source_id": connection["source_id"],
+                "status": status,
+                "rejection_cause": None if status == "accepted" else "VERIFICATION_FAILED",
+                "verified": status == "accepted",
+                "ingested_at": when,
+                "expires_at": self.live_until,
+                **fields,
+            },
+        )
         assert self.records.put_request(doc)
         return doc
 
